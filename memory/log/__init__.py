@@ -1,0 +1,20 @@
+"""State logs: the transactional record of every change (the source of truth)."""
+
+from memory.log.base import PendingChange, Row, StateLog, WriteView
+
+__all__ = ["PendingChange", "Row", "StateLog", "WriteView", "open_log"]
+
+
+def open_log(url: str, **options: object) -> StateLog:
+    """Open a log by URL: ``sqlite:///path/to/file.db`` or ``postgresql://...``."""
+    if url.startswith("sqlite://"):
+        from memory.log.sqlite import SQLiteLog
+
+        return SQLiteLog(url[len("sqlite://") :], **options)  # type: ignore[arg-type]
+    if url.startswith(("postgresql://", "postgres://")):
+        from memory.log.postgres import PostgresLog  # type: ignore[import-not-found]
+
+        return PostgresLog(url, **options)  # type: ignore[no-any-return]
+    from memory.errors import InvalidInput
+
+    raise InvalidInput("log_url", f"unknown scheme in {url!r}")

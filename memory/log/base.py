@@ -1,0 +1,170 @@
+"""The StateLog protocol: append a transaction, read at a revision, history, changes since.
+
+Backends store rows and answer queries; versioning, permissions, merging and
+validation live in the engine, which hands the backend a *plan*: a function run inside
+the backend's write transaction that reads current rows and returns the changes to
+append. The backend assigns the next gap-free revision and keeps its derived tables
+(current state, keyword index) in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = ["Row", "PendingChange", "WriteView", "StateLog", "Plan"]
+
+
+@dataclass(slots=True)
+class Row:
+    """One stored change: a version of an item (or its tombstone)."""
+
+    id: int
+    revision: int
+    op: str  # put | delete | expire
+    namespace: str
+    key: str
+    version: int
+    prev_version: int | None
+    value: str | None  # JSON text
+    text: str | None
+    metadata: str | None  # JSON text
+    vector: bytes | None
+    author: str
+    created_at: float
+    updated_at: float
+    expires_at: float | None
+
+    @property
+    def live(self) -> bool:
+        return self.op == "put"
+
+
+@dataclass(slots=True)
+class PendingChange:
+    """A change the engine wants appended; the backend fills in id and revision."""
+
+    op: str
+    namespace: str
+    key: str
+    version: int
+    prev_version: int | None
+    value: str | None = None
+    text: str | None = None
+    metadata: str | None = None
+    vector: bytes | None = None
+    created_at: float = 0.0
+    expires_at: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class WriteView(Protocol):
+    """What a plan may read inside the write transaction."""
+
+    revision: int  # the revision being committed
+    now: float
+
+    def latest(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Row]:
+        """The newest row (live or tombstone) of each key that has one."""
+        ...
+
+    def version_row(self, namespace: str, key: str, version: int) -> Row | None:
+        """A specific version of an item, if still in history."""
+        ...
+
+
+Plan = Callable[[WriteView], tuple[list[PendingChange], Any]]
+
+
+class StateLog(Protocol):
+    """A transactional, revisioned log of item changes with derived current state."""
+
+    def commit(self, author: str, plan: Plan) -> tuple[int, list[Row], Any]:
+        """Run ``plan`` in one write transaction; append its changes as one revision.
+
+        Returns ``(revision, rows, plan_result)``. No revision is consumed when the plan
+        returns no changes; an exception from the plan rolls everything back.
+        """
+        ...
+
+    def head(self) -> int:
+        """The latest committed revision."""
+        ...
+
+    def compacted_revision(self) -> int:
+        """History below this revision is gone (0 if never compacted)."""
+        ...
+
+    def get(self, namespace: str, key: str, at_revision: int | None, now: float) -> Row | None:
+        """The live version now (or the newest version at or below ``at_revision``)."""
+        ...
+
+    def history(self, namespace: str, key: str) -> list[Row]:
+        """Every stored version of an item, oldest first, tombstones included."""
+        ...
+
+    def list_items(
+        self,
+        scopes: Sequence[str],
+        flt: Any,
+        limit: int,
+        after: tuple[str, str] | None,
+        now: float,
+    ) -> list[Row]:
+        """Live items in the scopes, ordered by (namespace, key), after ``after``."""
+        ...
+
+    def rows_by_id(self, ids: Iterable[int]) -> dict[int, Row]:
+        """Rows by change id (any version)."""
+        ...
+
+    def current_ids(self, ids: Iterable[int], now: float) -> set[int]:
+        """The subset of ``ids`` that are the live, unexpired version of their item."""
+        ...
+
+    def keyword_search(
+        self, query: str, scopes: Sequence[str], flt: Any, k: int, now: float
+    ) -> list[tuple[int, float]]:
+        """Top-k live items by keyword relevance: ``(change id, score)``, best first."""
+        ...
+
+    def filtered_ids(self, scopes: Sequence[str], flt: Any, now: float) -> list[int]:
+        """Change ids of the live items in scope that match ``flt``."""
+        ...
+
+    def changes_since(self, revision: int, limit: int) -> list[Row]:
+        """Rows with revision > ``revision``, in log order, whole revisions only."""
+        ...
+
+    def live_vectors(self) -> Iterator[tuple[int, str, bytes]]:
+        """``(change id, namespace, vector)`` for every live item that has a vector."""
+        ...
+
+    def expired(self, now: float, limit: int) -> list[tuple[str, str]]:
+        """Keys of live items whose TTL has passed."""
+        ...
+
+    def compact(self, revision: int) -> int:
+        """Drop history below ``revision``; keep what reads at >= ``revision`` need."""
+        ...
+
+    def meta(self, name: str) -> str | None:
+        """A stored setting (e.g. the vector dimension)."""
+        ...
+
+    def set_meta(self, name: str, value: str) -> None:
+        """Store a setting."""
+        ...
+
+    def external_change(self) -> bool:
+        """True if another process committed since the last call."""
+        ...
+
+    def acl(self) -> Any:
+        """The store of principals, grants and API keys (see memory.acl)."""
+        ...
+
+    def close(self) -> None:
+        """Close connections."""
+        ...

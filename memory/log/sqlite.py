@@ -1,0 +1,580 @@
+"""SQLite state log (the embedded default): WAL, one writer, ``BEGIN IMMEDIATE``.
+
+Tables: ``revisions`` (one row per committed transaction), ``changes`` (every version
+and tombstone, with its vector), ``items`` (the newest change of each key: the current
+state), ``fts`` (FTS5 over the text of live items) and the ACL tables. ``items`` and
+``fts`` are derived views, maintained in the same transaction as the log, so they
+never disagree with it.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from memory.errors import InvalidInput, Unavailable
+from memory.log.base import PendingChange, Plan, Row
+from memory.search import Cond, keyword_terms, parse_filter
+
+__all__ = ["SQLiteLog"]
+
+TOKENIZER = "porter unicode61 remove_diacritics 2"
+
+MIGRATIONS: list[str] = [
+    # 1: the log, the current state, the keyword index, the ACL
+    f"""
+    CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE revisions (
+        revision INTEGER PRIMARY KEY, author TEXT NOT NULL, time REAL NOT NULL,
+        changes INTEGER NOT NULL);
+    CREATE TABLE changes (
+        id INTEGER PRIMARY KEY, revision INTEGER NOT NULL, op TEXT NOT NULL,
+        namespace TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL,
+        prev_version INTEGER, value TEXT, text TEXT, metadata TEXT, vector BLOB,
+        author TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+        expires_at REAL);
+    CREATE INDEX changes_key ON changes (namespace, key, revision);
+    CREATE INDEX changes_revision ON changes (revision);
+    CREATE TABLE items (
+        namespace TEXT NOT NULL, key TEXT NOT NULL, change_id INTEGER NOT NULL,
+        version INTEGER NOT NULL, revision INTEGER NOT NULL, live INTEGER NOT NULL,
+        expires_at REAL, PRIMARY KEY (namespace, key)) WITHOUT ROWID;
+    CREATE UNIQUE INDEX items_change ON items (change_id);
+    CREATE INDEX items_expiry ON items (expires_at) WHERE live = 1 AND expires_at IS NOT NULL;
+    CREATE VIRTUAL TABLE fts USING fts5 (
+        text, content='changes', content_rowid='id', tokenize='{TOKENIZER}');
+    CREATE TABLE principals (name TEXT PRIMARY KEY, created_at REAL NOT NULL);
+    CREATE TABLE grants (
+        principal TEXT NOT NULL, prefix TEXT NOT NULL, permission TEXT NOT NULL,
+        PRIMARY KEY (principal, prefix));
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY, principal TEXT NOT NULL, hash TEXT NOT NULL,
+        created_at REAL NOT NULL, revoked_at REAL);
+    """,
+]
+
+_ROW_COLS = (
+    "c.id, c.revision, c.op, c.namespace, c.key, c.version, c.prev_version, c.value, "
+    "c.text, c.metadata, c.vector, c.author, c.created_at, c.updated_at, c.expires_at"
+)
+_LIVE = "i.live = 1 AND (i.expires_at IS NULL OR i.expires_at > ?)"
+
+
+def scope_sql(scopes: Sequence[str], column: str = "i.namespace") -> tuple[str, list[Any]]:
+    """SQL matching namespaces equal to or below any scope (``""`` = everything)."""
+    if any(s == "" for s in scopes):
+        return "1", []
+    parts, params = [], []
+    for s in scopes:
+        # '/' is followed by '0' in code order: (s + '/', s + '0') holds exactly s/...
+        parts.append(f"({column} = ? OR ({column} > ? AND {column} < ?))")
+        params += [s, s + "/", s + "0"]
+    return "(" + " OR ".join(parts) + ")", params
+
+
+def _value_pred(operand: Any) -> tuple[str, list[Any]]:
+    if operand is None:
+        return "type = 'null'", []
+    if isinstance(operand, bool):
+        return ("type = 'true'" if operand else "type = 'false'"), []
+    if isinstance(operand, int | float):
+        return "(type IN ('integer', 'real') AND value = ?)", [operand]
+    return "(type = 'text' AND value = ?)", [operand]
+
+
+def filter_sql(conds: Sequence[Cond], column: str = "c.metadata") -> tuple[str, list[Any]]:
+    """Compile parsed filter conditions to SQL over a JSON metadata column."""
+    clauses, params = [], []
+    for cond in conds:
+        path = f'$."{cond.field}"'
+        each = f"EXISTS (SELECT 1 FROM json_each({column}, '{path}') WHERE "
+        if cond.op in ("$eq", "$ne"):
+            pred, p = _value_pred(cond.operand)
+            clause = each + pred + ")"
+            clauses.append(clause if cond.op == "$eq" else f"NOT {clause}")
+            params += p
+        elif cond.op in ("$in", "$nin"):
+            preds = [_value_pred(v) for v in cond.operand] or [("0", [])]
+            clause = each + " OR ".join(p for p, _ in preds) + ")"
+            clauses.append(clause if cond.op == "$in" else f"NOT {clause}")
+            for _, p in preds:
+                params += p
+        elif cond.op == "$exists":
+            test = "IS NOT NULL" if cond.operand else "IS NULL"
+            clauses.append(f"json_type({column}, '{path}') {test}")
+        else:
+            sql_op = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[cond.op]
+            kind = (
+                "type = 'text'"
+                if isinstance(cond.operand, str)
+                else ("type IN ('integer', 'real')")
+            )
+            clauses.append(each + f"{kind} AND value {sql_op} ?)")
+            params.append(cond.operand)
+    return (" AND ".join(clauses) or "1"), params
+
+
+class _WriteView:
+    """Reads inside the write transaction; remembers what it read."""
+
+    def __init__(self, con: sqlite3.Connection, revision: int, now: float) -> None:
+        self.con = con
+        self.revision = revision
+        self.now = now
+        self._latest: dict[tuple[str, str], Row | None] = {}
+
+    def latest(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Row]:
+        missing = list(dict.fromkeys(k for k in keys if k not in self._latest))
+        for start in range(0, len(missing), 300):
+            chunk = missing[start : start + 300]
+            for k in chunk:
+                self._latest[k] = None
+            marks = ",".join("(?,?)" for _ in chunk)
+            flat = [x for k in chunk for x in k]
+            sql = (
+                f"SELECT {_ROW_COLS} FROM items i JOIN changes c ON c.id = i.change_id "
+                f"WHERE (i.namespace, i.key) IN (VALUES {marks})"
+            )
+            for r in self.con.execute(sql, flat):
+                row = Row(*r)
+                self._latest[(row.namespace, row.key)] = row
+        return {k: r for k in keys if (r := self._latest[k]) is not None}
+
+    def version_row(self, namespace: str, key: str, version: int) -> Row | None:
+        r = self.con.execute(
+            f"SELECT {_ROW_COLS} FROM changes c WHERE namespace = ? AND key = ? AND version = ?",
+            (namespace, key, version),
+        ).fetchone()
+        return Row(*r) if r else None
+
+
+class SQLiteLog:
+    """The embedded state log in one SQLite file."""
+
+    def __init__(self, path: str, durability: str = "full", busy_timeout: float = 30.0) -> None:
+        if durability not in ("full", "normal", "off"):
+            raise InvalidInput("durability", "must be 'full', 'normal' or 'off'")
+        self.path = path
+        self._sync = durability.upper()
+        self._busy = busy_timeout
+        self._wlock = threading.RLock()
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._closed = False
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._w = self._connect()
+        self._migrate()
+        self._data_version = self._w.execute("PRAGMA data_version").fetchone()[0]
+
+    # -- connections ---------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            con = sqlite3.connect(
+                self.path, isolation_level=None, check_same_thread=False, timeout=self._busy
+            )
+        except sqlite3.Error as exc:
+            raise Unavailable(f"cannot open {self.path}: {exc}") from exc
+        con.execute("PRAGMA journal_mode = WAL")
+        con.execute(f"PRAGMA synchronous = {self._sync}")
+        con.execute("PRAGMA foreign_keys = OFF")
+        con.execute("PRAGMA cache_size = -65536")
+        return con
+
+    def _r(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            if self._closed:
+                raise Unavailable("the log is closed")
+            con = self._connect()
+            con.execute("PRAGMA query_only = 1")
+            self._local.con = con
+            with self._wlock:
+                self._readers.append(con)
+        return con
+
+    def _migrate(self) -> None:
+        with self._wlock:
+            self._w.execute("BEGIN IMMEDIATE")
+            try:
+                have = self._w.execute("PRAGMA user_version").fetchone()[0]
+                for number, script in enumerate(MIGRATIONS[have:], start=have + 1):
+                    for stmt in script.split(";"):
+                        if stmt.strip():
+                            self._w.execute(stmt)
+                    self._w.execute(f"PRAGMA user_version = {number}")
+                self._w.execute("COMMIT")
+            except BaseException:
+                self._w.execute("ROLLBACK")
+                raise
+
+    # -- writing -------------------------------------------------------------------
+    def commit(self, author: str, plan: Plan) -> tuple[int, list[Row], Any]:
+        with self._wlock:
+            con = self._w
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                head = con.execute("SELECT COALESCE(MAX(revision), 0) FROM revisions").fetchone()[0]
+                view = _WriteView(con, head + 1, time.time())
+                pending, result = plan(view)
+                if not pending:
+                    con.execute("ROLLBACK")
+                    return head, [], result
+                rows = self._append(con, view, author, pending)
+                con.execute("COMMIT")
+            except BaseException:
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                raise
+            return view.revision, rows, result
+
+    def _append(
+        self, con: sqlite3.Connection, view: _WriteView, author: str, pending: list[PendingChange]
+    ) -> list[Row]:
+        revision, now = view.revision, view.now
+        next_id = con.execute("SELECT COALESCE(MAX(id), 0) FROM changes").fetchone()[0] + 1
+        keys = [(p.namespace, p.key) for p in pending]
+        before = view.latest(keys)
+        rows: list[Row] = []
+        final: dict[tuple[str, str], Row] = {}
+        for offset, p in enumerate(pending):
+            row = Row(
+                next_id + offset,
+                revision,
+                p.op,
+                p.namespace,
+                p.key,
+                p.version,
+                p.prev_version,
+                p.value,
+                p.text,
+                p.metadata,
+                p.vector,
+                author,
+                p.created_at or now,
+                now,
+                p.expires_at,
+            )
+            rows.append(row)
+            final[(p.namespace, p.key)] = row
+        con.executemany(
+            "INSERT INTO changes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    r.id,
+                    r.revision,
+                    r.op,
+                    r.namespace,
+                    r.key,
+                    r.version,
+                    r.prev_version,
+                    r.value,
+                    r.text,
+                    r.metadata,
+                    r.vector,
+                    r.author,
+                    r.created_at,
+                    r.updated_at,
+                    r.expires_at,
+                )
+                for r in rows
+            ],
+        )
+        unindex = [
+            ("delete", old.id, old.text)
+            for k, old in before.items()
+            if old.live and old.text is not None
+        ]
+        if unindex:
+            con.executemany("INSERT INTO fts (fts, rowid, text) VALUES (?, ?, ?)", unindex)
+        index = [(r.id, r.text) for r in final.values() if r.live and r.text is not None]
+        if index:
+            con.executemany("INSERT INTO fts (rowid, text) VALUES (?, ?)", index)
+        con.executemany(
+            "INSERT INTO items VALUES (?,?,?,?,?,?,?) ON CONFLICT (namespace, key) DO UPDATE "
+            "SET change_id = excluded.change_id, version = excluded.version, "
+            "revision = excluded.revision, live = excluded.live, expires_at = excluded.expires_at",
+            [
+                (r.namespace, r.key, r.id, r.version, r.revision, int(r.live), r.expires_at)
+                for r in final.values()
+            ],
+        )
+        con.execute("INSERT INTO revisions VALUES (?, ?, ?, ?)", (revision, author, now, len(rows)))
+        return rows
+
+    # -- reading -------------------------------------------------------------------
+    def head(self) -> int:
+        return int(
+            self._r().execute("SELECT COALESCE(MAX(revision), 0) FROM revisions").fetchone()[0]
+        )
+
+    def compacted_revision(self) -> int:
+        value = self.meta("compacted_revision")
+        return int(value) if value else 0
+
+    def get(self, namespace: str, key: str, at_revision: int | None, now: float) -> Row | None:
+        con = self._r()
+        if at_revision is None:
+            r = con.execute(
+                f"SELECT {_ROW_COLS} FROM items i JOIN changes c ON c.id = i.change_id "
+                f"WHERE i.namespace = ? AND i.key = ? AND {_LIVE}",
+                (namespace, key, now),
+            ).fetchone()
+        else:
+            r = con.execute(
+                f"SELECT {_ROW_COLS} FROM changes c WHERE namespace = ? AND key = ? "
+                "AND revision <= ? ORDER BY revision DESC, id DESC LIMIT 1",
+                (namespace, key, at_revision),
+            ).fetchone()
+        row = Row(*r) if r else None
+        return row if row is not None and row.live else None
+
+    def history(self, namespace: str, key: str) -> list[Row]:
+        cur = self._r().execute(
+            f"SELECT {_ROW_COLS} FROM changes c WHERE namespace = ? AND key = ? ORDER BY id",
+            (namespace, key),
+        )
+        return [Row(*r) for r in cur]
+
+    def list_items(
+        self,
+        scopes: Sequence[str],
+        flt: Any,
+        limit: int,
+        after: tuple[str, str] | None,
+        now: float,
+    ) -> list[Row]:
+        if not scopes:
+            return []
+        where, params = self._where(scopes, flt, now)
+        if after is not None:
+            where += " AND (i.namespace, i.key) > (?, ?)"
+            params += list(after)
+        cur = self._r().execute(
+            f"SELECT {_ROW_COLS} FROM items i JOIN changes c ON c.id = i.change_id "
+            f"WHERE {where} ORDER BY i.namespace, i.key LIMIT ?",
+            [*params, limit],
+        )
+        return [Row(*r) for r in cur]
+
+    def _where(self, scopes: Sequence[str], flt: Any, now: float) -> tuple[str, list[Any]]:
+        conds = flt if isinstance(flt, list) else parse_filter(flt)
+        scope, sp = scope_sql(scopes)
+        fsql, fp = filter_sql(conds)
+        return f"{_LIVE} AND {scope} AND {fsql}", [now, *sp, *fp]
+
+    def rows_by_id(self, ids: Iterable[int]) -> dict[int, Row]:
+        ids = list(ids)
+        out: dict[int, Row] = {}
+        con = self._r()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for r in con.execute(f"SELECT {_ROW_COLS} FROM changes c WHERE id IN ({marks})", chunk):
+                out[r[0]] = Row(*r)
+        return out
+
+    def current_ids(self, ids: Iterable[int], now: float) -> set[int]:
+        ids = list(ids)
+        out: set[int] = set()
+        con = self._r()
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            cur = con.execute(
+                f"SELECT change_id FROM items i WHERE change_id IN ({marks}) AND {_LIVE}",
+                [*chunk, now],
+            )
+            out.update(r[0] for r in cur)
+        return out
+
+    def keyword_search(
+        self, query: str, scopes: Sequence[str], flt: Any, k: int, now: float
+    ) -> list[tuple[int, float]]:
+        terms = keyword_terms(query)
+        if not terms or not scopes:
+            return []
+        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+        where, params = self._where(scopes, flt, now)
+        cur = self._r().execute(
+            "SELECT fts.rowid, bm25(fts) AS rank FROM fts "
+            "JOIN items i ON i.change_id = fts.rowid JOIN changes c ON c.id = fts.rowid "
+            f"WHERE fts MATCH ? AND {where} ORDER BY rank LIMIT ?",
+            [match, *params, k],
+        )
+        return [(rid, -score) for rid, score in cur]
+
+    def filtered_ids(self, scopes: Sequence[str], flt: Any, now: float) -> list[int]:
+        if not scopes:
+            return []
+        where, params = self._where(scopes, flt, now)
+        cur = self._r().execute(
+            f"SELECT i.change_id FROM items i JOIN changes c ON c.id = i.change_id WHERE {where}",
+            params,
+        )
+        return [r[0] for r in cur]
+
+    def changes_since(self, revision: int, limit: int) -> list[Row]:
+        con = self._r()
+        last = con.execute(
+            "SELECT MAX(revision) FROM (SELECT revision FROM revisions WHERE revision > ? "
+            "ORDER BY revision LIMIT ?)",
+            (revision, limit),
+        ).fetchone()[0]
+        if last is None:
+            return []
+        cur = con.execute(
+            f"SELECT {_ROW_COLS} FROM changes c WHERE revision > ? AND revision <= ? ORDER BY id",
+            (revision, last),
+        )
+        return [Row(*r) for r in cur]
+
+    def live_vectors(self) -> Iterator[tuple[int, str, bytes]]:
+        cur = self._r().execute(
+            "SELECT c.id, c.namespace, c.vector FROM items i JOIN changes c ON c.id = i.change_id "
+            "WHERE i.live = 1 AND c.vector IS NOT NULL ORDER BY c.id"
+        )
+        yield from cur
+
+    def expired(self, now: float, limit: int) -> list[tuple[str, str]]:
+        cur = self._r().execute(
+            "SELECT namespace, key FROM items WHERE live = 1 AND expires_at IS NOT NULL "
+            "AND expires_at <= ? LIMIT ?",
+            (now, limit),
+        )
+        return [(ns, key) for ns, key in cur]
+
+    def compact(self, revision: int) -> int:
+        with self._wlock:
+            con = self._w
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                current = self._meta(con, "compacted_revision")
+                if current is not None and int(current) >= revision:
+                    con.execute("ROLLBACK")
+                    return int(current)
+                # Keep, per key, the newest change below the compaction point: reads at
+                # any revision >= it still see the right version, and numbering goes on.
+                con.execute(
+                    "DELETE FROM changes WHERE revision < ? AND id NOT IN "
+                    "(SELECT MAX(id) FROM changes WHERE revision < ? GROUP BY namespace, key)",
+                    (revision, revision),
+                )
+                self._set_meta(con, "compacted_revision", str(revision))
+                con.execute("COMMIT")
+            except BaseException:
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                raise
+        return revision
+
+    # -- settings ------------------------------------------------------------------
+    @staticmethod
+    def _meta(con: sqlite3.Connection, name: str) -> str | None:
+        r = con.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return r[0] if r else None
+
+    @staticmethod
+    def _set_meta(con: sqlite3.Connection, name: str, value: str) -> None:
+        con.execute(
+            "INSERT INTO meta VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
+    def meta(self, name: str) -> str | None:
+        return self._meta(self._r(), name)
+
+    def set_meta(self, name: str, value: str) -> None:
+        with self._wlock:
+            self._set_meta(self._w, name, value)
+
+    def external_change(self) -> bool:
+        with self._wlock:
+            version = self._w.execute("PRAGMA data_version").fetchone()[0]
+            changed = version != self._data_version
+            self._data_version = version
+        return bool(changed)
+
+    # -- principals, grants, keys ----------------------------------------------------
+    def acl(self) -> SQLiteLog:
+        return self
+
+    def acl_grants(self) -> list[tuple[str, str, str]]:
+        return list(self._r().execute("SELECT principal, prefix, permission FROM grants"))
+
+    def acl_set_grant(self, principal: str, prefix: str, permission: str | None) -> None:
+        with self._wlock:
+            con = self._w
+            con.execute("INSERT OR IGNORE INTO principals VALUES (?, ?)", (principal, time.time()))
+            if permission is None:
+                con.execute(
+                    "DELETE FROM grants WHERE principal = ? AND prefix = ?", (principal, prefix)
+                )
+            else:
+                con.execute(
+                    "INSERT INTO grants VALUES (?, ?, ?) ON CONFLICT (principal, prefix) "
+                    "DO UPDATE SET permission = excluded.permission",
+                    (principal, prefix, permission),
+                )
+
+    def acl_principals(self) -> list[str]:
+        return [r[0] for r in self._r().execute("SELECT name FROM principals ORDER BY name")]
+
+    def acl_add_principal(self, principal: str) -> None:
+        with self._wlock:
+            self._w.execute(
+                "INSERT OR IGNORE INTO principals VALUES (?, ?)", (principal, time.time())
+            )
+
+    def acl_add_key(self, key_id: str, principal: str, digest: str) -> float:
+        now = time.time()
+        with self._wlock:
+            self._w.execute("INSERT OR IGNORE INTO principals VALUES (?, ?)", (principal, now))
+            self._w.execute(
+                "INSERT INTO api_keys VALUES (?, ?, ?, ?, NULL)", (key_id, principal, digest, now)
+            )
+        return now
+
+    def acl_revoke_key(self, key_id: str) -> bool:
+        with self._wlock:
+            cur = self._w.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (time.time(), key_id),
+            )
+        return cur.rowcount > 0
+
+    def acl_keys(self) -> list[tuple[str, str, str, float, float | None]]:
+        return list(
+            self._r().execute(
+                "SELECT id, principal, hash, created_at, revoked_at FROM api_keys "
+                "ORDER BY created_at"
+            )
+        )
+
+    def acl_key(self, key_id: str) -> tuple[str, str, str, float, float | None] | None:
+        r = (
+            self._r()
+            .execute(
+                "SELECT id, principal, hash, created_at, revoked_at FROM api_keys WHERE id = ?",
+                (key_id,),
+            )
+            .fetchone()
+        )
+        return tuple(r) if r else None  # type: ignore[return-value]
+
+    # -- lifecycle -----------------------------------------------------------------
+    def close(self) -> None:
+        with self._wlock:
+            if self._closed:
+                return
+            self._closed = True
+            for con in self._readers:
+                try:
+                    con.close()
+                except sqlite3.Error:
+                    pass
+            self._w.close()

@@ -1,0 +1,216 @@
+"""Pydantic models: the one source of hivemem's wire schema.
+
+The engine returns these, the REST API puts them on the wire, the client parses them
+back, and OpenAPI is generated from them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Item",
+    "MergeConflict",
+    "Change",
+    "Hit",
+    "Compare",
+    "PutOp",
+    "DeleteOp",
+    "GetOp",
+    "TxnOp",
+    "TxnRequest",
+    "OpResult",
+    "TxnResult",
+    "ListPage",
+    "Grant",
+    "ApiKeyInfo",
+    "ApiKeyCreated",
+    "Permission",
+    "SearchMode",
+    "MergeMode",
+    "Filter",
+    "MetadataValue",
+    "ts_to_datetime",
+]
+
+Permission = Literal["read", "write", "admin"]
+SearchMode = Literal["vector", "keyword", "hybrid"]
+MergeMode = Literal["replace", "patch", "three_way"]
+Scalar = str | int | float | bool | None
+MetadataValue = Scalar | list[Scalar]
+#: Metadata filter: ``{"field": value}`` (equality) or ``{"field": {"$op": operand}}``
+#: with ``$eq $ne $gt $gte $lt $lte $in $nin $exists``; several fields are ANDed.
+Filter = dict[str, Any]
+
+
+def ts_to_datetime(ts: float | None) -> datetime | None:
+    """Epoch seconds as an aware UTC datetime (None stays None)."""
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Item(_Model):
+    """One version of one item. ``deleted`` marks a tombstone in history."""
+
+    namespace: str
+    key: str
+    value: Any = None
+    text: str | None = None
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    version: int
+    revision: int
+    author: str
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None = None
+    deleted: bool = False
+
+
+class MergeConflict(_Model):
+    """One JSON path changed differently by both sides of a three-way merge.
+
+    ``ours`` is the caller's value, ``theirs`` the stored one; a side listed in
+    ``absent`` did not have the field at all (deleted or never set).
+    """
+
+    path: str
+    base: Any = None
+    ours: Any = None
+    theirs: Any = None
+    absent: list[Literal["base", "ours", "theirs"]] = Field(default_factory=list)
+
+
+class Change(_Model):
+    """One entry of the log, as subscribers receive it."""
+
+    revision: int
+    op: Literal["put", "delete", "expire"]
+    namespace: str
+    key: str
+    version: int
+    prev_version: int | None = None
+    item: Item | None = None
+    author: str
+    time: datetime
+
+
+class Hit(_Model):
+    """A search result: the item and its score (higher is better)."""
+
+    item: Item
+    score: float
+
+
+class Compare(_Model):
+    """A txn precondition on one item.
+
+    ``target``: ``version`` (0 when absent), ``value``, or ``exists`` (a bool).
+    """
+
+    namespace: str
+    key: str
+    target: Literal["version", "value", "exists"] = "version"
+    op: Literal["==", "!=", "<", "<=", ">", ">="] = "=="
+    value: Any = None
+
+
+class PutOp(_Model):
+    """Write one item (the same options as ``Memory.put``)."""
+
+    op: Literal["put"] = "put"
+    namespace: str
+    key: str
+    value: Any = None
+    text: str | None = None
+    metadata: dict[str, MetadataValue] | None = None
+    if_version: int | None = None
+    merge: str = "replace"
+    base_version: int | None = None
+    on_conflict: str | None = None
+    ttl: float | None = None
+    vector: list[float] | None = None
+
+
+class DeleteOp(_Model):
+    """Delete one item, leaving a tombstone."""
+
+    op: Literal["delete"] = "delete"
+    namespace: str
+    key: str
+    if_version: int | None = None
+
+
+class GetOp(_Model):
+    """Read one item inside the transaction's snapshot."""
+
+    op: Literal["get"] = "get"
+    namespace: str
+    key: str
+
+
+TxnOp = Annotated[PutOp | DeleteOp | GetOp, Field(discriminator="op")]
+
+
+class TxnRequest(_Model):
+    """etcd-style transaction: if every compare holds run ``success``, else ``failure``."""
+
+    compare: list[Compare] = Field(default_factory=list)
+    success: list[TxnOp] = Field(default_factory=list)
+    failure: list[TxnOp] = Field(default_factory=list)
+
+
+class OpResult(_Model):
+    """What one txn op did: the item written or read (None for a missing get)."""
+
+    op: Literal["put", "delete", "get"]
+    namespace: str
+    key: str
+    item: Item | None = None
+    version: int | None = None
+
+
+class TxnResult(_Model):
+    """Outcome of a transaction; ``revision`` is the one it committed (or read at)."""
+
+    succeeded: bool
+    revision: int
+    results: list[OpResult] = Field(default_factory=list)
+
+
+class ListPage(_Model):
+    """A page of items; pass ``cursor`` back to get the next page (None at the end)."""
+
+    items: list[Item]
+    cursor: str | None = None
+
+
+class Grant(_Model):
+    """``principal`` holds ``permission`` on every namespace under ``prefix``."""
+
+    principal: str
+    prefix: str
+    permission: Permission
+
+
+class ApiKeyInfo(_Model):
+    """An API key as listed: never the secret."""
+
+    id: str
+    principal: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class ApiKeyCreated(_Model):
+    """A new API key; ``secret`` is shown this once and stored only as a hash."""
+
+    id: str
+    principal: str
+    secret: str
+    created_at: datetime

@@ -1,0 +1,134 @@
+"""Pure retrieval logic: metadata filters and fusion of ranked hit lists."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from memory.errors import InvalidInput
+
+__all__ = [
+    "Cond",
+    "parse_filter",
+    "keyword_terms",
+    "fuse",
+    "FUSION_DEPTH",
+    "STOPWORDS",
+]
+
+OPERATORS = ("$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists")
+_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]{0,63}")
+
+
+@dataclass(frozen=True, slots=True)
+class Cond:
+    """One condition on one metadata field."""
+
+    field: str
+    op: str
+    operand: Any
+
+
+def _check_operand(field: str, op: str, operand: Any) -> Any:
+    where = f"filter.{field}.{op}"
+    scalar = (str, int, float, bool, type(None))
+    if op in ("$in", "$nin"):
+        if not isinstance(operand, list) or not all(isinstance(v, scalar) for v in operand):
+            raise InvalidInput(where, "must be a list of scalars")
+    elif op == "$exists":
+        if not isinstance(operand, bool):
+            raise InvalidInput(where, "must be true or false")
+    elif op in ("$gt", "$gte", "$lt", "$lte"):
+        if isinstance(operand, bool) or not isinstance(operand, int | float | str):
+            raise InvalidInput(where, "must be a number or a string")
+    elif not isinstance(operand, scalar):
+        raise InvalidInput(where, "must be a scalar")
+    return operand
+
+
+def parse_filter(flt: Any) -> list[Cond]:
+    """Validate a filter (``{field: value}`` or ``{field: {"$op": operand}}``), ANDed."""
+    if flt is None:
+        return []
+    if not isinstance(flt, dict):
+        raise InvalidInput("filter", "must be an object")
+    conds: list[Cond] = []
+    for field, spec in flt.items():
+        if not isinstance(field, str) or not _FIELD.fullmatch(field):
+            raise InvalidInput(f"filter.{field}", "is not a valid metadata field name")
+        if isinstance(spec, dict):
+            if not spec:
+                raise InvalidInput(f"filter.{field}", "has no operator")
+            for op, operand in spec.items():
+                if op not in OPERATORS:
+                    raise InvalidInput(
+                        f"filter.{field}.{op}",
+                        f"unknown operator; use one of {', '.join(OPERATORS)}",
+                    )
+                conds.append(Cond(field, op, _check_operand(field, op, operand)))
+        else:
+            conds.append(Cond(field, "$eq", _check_operand(field, "$eq", spec)))
+    return conds
+
+
+# English function words that carry no topic; dropping them keeps BM25 on content terms.
+STOPWORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been
+    before being below between both but by can could did do does doing down during each
+    few for from further had has have having he her here hers herself him himself his how
+    i if in into is it its itself just me more most my myself no nor not now of off on
+    once only or other our ours ourselves out over own same she should so some such than
+    that the their theirs them themselves then there these they this those through to too
+    under until up very was we were what when where which while who whom why will with
+    would you your yours yourself yourselves""".split()
+)
+_WORD = re.compile(r"[\w']+", re.UNICODE)
+
+
+def keyword_terms(query: str) -> list[str]:
+    """The content words of a query, lower-cased, stop words dropped, order kept."""
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(query.lower()):
+        word = word.strip("'")
+        if word.endswith("'s"):
+            word = word[:-2]
+        if word and word not in STOPWORDS:
+            seen.setdefault(word, None)
+    return list(seen)
+
+
+#: How many candidates each side contributes to hybrid fusion.
+FUSION_DEPTH = 50
+
+
+def fuse(
+    vector_hits: Sequence[tuple[int, float]],
+    keyword_hits: Sequence[tuple[int, float]],
+    k: int,
+    keyword_weight: float = 0.5,
+) -> list[tuple[int, float]]:
+    """Convex combination of min-max normalised scores (absent side counts as 0).
+
+    Both lists are ``(id, score)`` with higher scores better, best first.
+    """
+
+    def normalised(hits: Sequence[tuple[int, float]]) -> dict[int, float]:
+        if not hits:
+            return {}
+        scores = [s for _, s in hits]
+        lo, hi = min(scores), max(scores)
+        span = hi - lo
+        if span <= 0 or not math.isfinite(span):
+            return {i: 1.0 for i, _ in hits}
+        return {i: (s - lo) / span for i, s in hits}
+
+    vec = normalised(vector_hits)
+    kw = normalised(keyword_hits)
+    combined = {
+        i: (1 - keyword_weight) * vec.get(i, 0.0) + keyword_weight * kw.get(i, 0.0)
+        for i in vec.keys() | kw.keys()
+    }
+    return sorted(combined.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
