@@ -125,6 +125,23 @@ class ACL:
             created_at=ts_to_datetime(created),  # type: ignore[arg-type]
         )
 
+    def import_key(self, principal: str, token: str) -> str:
+        """Register an operator-chosen key (e.g. ``HIVEMEM_ADMIN_KEY``); returns its id."""
+        check_principal(principal)
+        if not isinstance(token, str) or len(token) < 16:
+            raise InvalidInput("api_key", "must be at least 16 characters")
+        key_id, secret = self._split(token)
+        self.store.acl_add_key(key_id, principal, _digest(secret))
+        return key_id
+
+    @staticmethod
+    def _split(token: str) -> tuple[str, str]:
+        match = _KEY.fullmatch(token)
+        if match:
+            return match.group(1), match.group(2)
+        # A key of the operator's own choosing: its id is derived from it.
+        return "x" + hashlib.sha256(token.encode()).hexdigest()[:15], token
+
     def revoke_key(self, key_id: str) -> None:
         if not self.store.acl_revoke_key(key_id):
             raise NotFound(f"no active API key {key_id!r}")
@@ -144,10 +161,9 @@ class ACL:
 
     def authenticate(self, token: str | None) -> str:
         """The principal holding ``token``; ``Unauthenticated`` if unknown or revoked."""
-        match = _KEY.fullmatch(token or "")
-        if not match:
-            raise Unauthenticated("missing or malformed API key")
-        key_id, secret = match.groups()
+        if not token:
+            raise Unauthenticated("missing API key")
+        key_id, secret = self._split(token)
         now = time.monotonic()
         cached = self._keys.get(key_id)
         if cached is None or now - cached[0] > self.ttl:

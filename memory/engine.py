@@ -838,6 +838,11 @@ class Memory:
             self._require_admin("")
         return self._core.acl.keys(principal)
 
+    def import_key(self, principal: str, secret: str) -> str:
+        """Register an API key chosen by the operator; returns its id."""
+        self._require_admin("")
+        return self._core.acl.import_key(principal, secret)
+
     def authenticate(self, secret: str | None) -> Memory:
         """The view of the principal holding API key ``secret``."""
         return self.as_principal(self._core.acl.authenticate(secret))
