@@ -365,8 +365,8 @@ class Memory:
             raise InvalidInput("embedder", "must be 'default', None or an Embedder")
         if not isinstance(max_value_bytes, int) or max_value_bytes < 1:
             raise InvalidInput("max_value_bytes", "must be a positive integer")
+        os.makedirs(path, exist_ok=True)
         if log is None:
-            os.makedirs(path, exist_ok=True)
             log = SQLiteLog(os.path.join(path, "log.db"), durability=durability)
         if index is None:
             index = FaissIndex(os.path.join(path, "vectors.faiss"))
@@ -700,6 +700,10 @@ class Memory:
         if mode != "keyword":
             if vector is not None:
                 qvec = np.asarray(check_vector(list(vector), core.dim), dtype=np.float32)
+                norm = float(np.linalg.norm(qvec))
+                if norm == 0:
+                    raise InvalidInput("vector", "must not be all zeros")
+                qvec = qvec / norm
             elif core.embedder is not None and query:
                 qvec = core.embedder.embed([query])[0]
             elif mode == "vector":

@@ -54,9 +54,10 @@ class WatchHub:
             raise Compacted(compacted)
         return Subscription(self, list(scopes), since, convert)
 
-    def _go_live(self, sub: Subscription) -> bool:
+    def _go_live(self, sub: Subscription, upto: int) -> bool:
+        """Switch ``sub`` to live delivery if nothing after ``upto`` was published yet."""
         with self.lock:
-            if self.last_revision > sub.delivered:
+            if self.last_revision > upto:
                 return False
             self._subs.add(sub)
             return True
@@ -115,22 +116,20 @@ class Subscription:
             wake()
 
     # -- consumer side -------------------------------------------------------------
-    def _catch_up(self) -> list[Batch] | None:
-        """Read the next page from the log; None once live."""
+    def _catch_up(self) -> list[Batch]:
+        """Read the next page from the log; go live once it reaches what was published."""
         compacted = self.hub.log.compacted_revision()
         if self.delivered + 1 < compacted:
             raise Compacted(compacted)
         rows = self.hub.log.changes_since(self.delivered, self.hub.page)
-        if not rows:
-            if self.hub._go_live(self):
-                self._live = True
-                return None
-            return []
         batches: list[Batch] = []
         for row in rows:
             if not batches or batches[-1][0] != row.revision:
                 batches.append((row.revision, []))
             batches[-1][1].append(row)
+        upto = batches[-1][0] if batches else self.delivered
+        if len(batches) < self.hub.page and self.hub._go_live(self, upto):
+            self._live = True
         return batches
 
     def _take(self) -> Batch | None:
@@ -159,8 +158,7 @@ class Subscription:
         try:
             while not self._closed:
                 if not self._live:
-                    batches = self._catch_up()
-                    for batch in batches or []:
+                    for batch in self._catch_up():
                         yield from self._emit(batch)
                     continue
                 try:
@@ -190,8 +188,7 @@ class Subscription:
         try:
             while not self._closed:
                 if not self._live:
-                    batches = await asyncio.to_thread(self._catch_up)
-                    for batch in batches or []:
+                    for batch in await asyncio.to_thread(self._catch_up):
                         for change in self._emit(batch):
                             yield change
                     continue

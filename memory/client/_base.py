@@ -1,0 +1,401 @@
+"""What the sync and async clients share: configuration, request building, problem
+decoding and the retry policy. Nothing here does I/O.
+
+Every operation is first turned into a :class:`Call` (method, path, query, body,
+whether it is safe to send twice, how to parse the answer); ``Client`` and
+``AsyncClient`` only differ in how they send it.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from memory.errors import (
+    ERRORS_BY_TYPE,
+    Compacted,
+    Conflict,
+    HivememError,
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+)
+from memory.models import (
+    ApiKeyCreated,
+    ApiKeyInfo,
+    Grant,
+    Hit,
+    Item,
+    ListPage,
+    TxnResult,
+)
+from memory.validation import check_key, check_namespace
+
+__all__ = ["BaseClient", "Call", "RETRY_STATUSES", "error_from_response", "error_from_problem"]
+
+T = TypeVar("T")
+
+#: Statuses worth sending a safe request again for: the server or a proxy in front of
+#: it was briefly unable to answer. Anything else is the answer.
+RETRY_STATUSES = frozenset({502, 503, 504})
+
+_BY_STATUS: dict[int, type[HivememError]] = {
+    401: Unauthenticated,
+    403: PermissionDenied,
+    404: NotFound,
+    409: Conflict,
+    410: Compacted,
+    413: PayloadTooLarge,
+    422: InvalidInput,
+    400: InvalidInput,
+    502: Unavailable,
+    503: Unavailable,
+    504: Unavailable,
+}
+
+_ITEMS = TypeAdapter(list[Item])
+_HITS = TypeAdapter(list[Hit])
+_GRANTS = TypeAdapter(list[Grant])
+_KEYS = TypeAdapter(list[ApiKeyInfo])
+
+
+@dataclass(frozen=True)
+class Call(Generic[T]):
+    """One HTTP exchange, described without sending it."""
+
+    method: str
+    path: str
+    parse: Callable[[httpx.Response], T]
+    params: list[tuple[str, str]] = field(default_factory=list)
+    content: bytes | None = None
+    #: Safe to send again when the first attempt may or may not have arrived.
+    retry: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+# -- decoding ----------------------------------------------------------------------------
+
+
+def error_from_problem(status: int, body: Any) -> HivememError:
+    """The ``HivememError`` a problem+json body (or any error body) stands for."""
+    if isinstance(body, dict):
+        ptype = body.get("type")
+        if isinstance(ptype, str):
+            cls = ERRORS_BY_TYPE.get(ptype.rstrip("/").rsplit("/", 1)[-1])
+            if cls is not None:
+                return cls.from_problem(body)
+        detail = body.get("detail")
+        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+            # A framework validation error that escaped the problem renderer.
+            loc = [str(p) for p in detail[0].get("loc", ()) if p not in ("body", "query", "path")]
+            return InvalidInput(".".join(loc), str(detail[0].get("msg", "invalid")))
+        text = detail if isinstance(detail, str) else body.get("title") or ""
+    else:
+        text = body if isinstance(body, str) else ""
+    cls = _BY_STATUS.get(status, HivememError)
+    return cls.from_problem({"detail": text or f"HTTP {status}"})
+
+
+def error_from_response(response: httpx.Response) -> HivememError:
+    """Decode an error response (its body must already be read)."""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = response.text.strip()[:500]
+    return error_from_problem(response.status_code, body)
+
+
+def _model(model: type[BaseModel]) -> Callable[[httpx.Response], Any]:
+    return lambda r: model.model_validate(r.json())
+
+
+def _many(adapter: TypeAdapter[Any]) -> Callable[[httpx.Response], Any]:
+    return lambda r: adapter.validate_python(r.json())
+
+
+def _nothing(_: httpx.Response) -> None:
+    return None
+
+
+def _json(r: httpx.Response) -> Any:
+    return r.json()
+
+
+# -- encoding ----------------------------------------------------------------------------
+
+
+def encode_json(body: dict[str, Any]) -> bytes:
+    """Strict JSON (no NaN); a value that cannot be sent is ``InvalidInput`` naming it."""
+    try:
+        return json.dumps(body, ensure_ascii=False, allow_nan=False, default=_plain).encode()
+    except (TypeError, ValueError) as exc:
+        name = "body"
+        for key, value in body.items():
+            try:
+                json.dumps(value, allow_nan=False, default=_plain)
+            except (TypeError, ValueError):
+                name = key
+                break
+        raise InvalidInput(name, f"is not JSON: {exc}") from None
+
+
+def _plain(obj: Any) -> Any:
+    """JSON for the few non-JSON types callers naturally pass (models, numpy)."""
+    if isinstance(obj, BaseModel):
+        return obj.model_dump(mode="json", exclude_unset=True)
+    if hasattr(obj, "tolist"):  # numpy arrays and scalars
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+def _op(op: Any) -> Any:
+    """A txn/batch op or compare as sent: models keep only the fields the caller set."""
+    if isinstance(op, BaseModel):
+        return op.model_dump(mode="json", exclude_unset=True)
+    return op
+
+
+def _vector(vector: Sequence[float] | None) -> list[float] | None:
+    if vector is None:
+        return None
+    try:
+        return [float(x) for x in vector]
+    except (TypeError, ValueError):
+        return list(vector)  # let the server name the problem
+
+
+def item_path(namespace: str, key: str) -> str:
+    """``/{namespace}/{key}``: slashes of the namespace kept, the key percent-encoded.
+
+    Both are checked here first because a path cannot carry every invalid value
+    faithfully (an empty part, a ``/`` in a key); the checks are the engine's own.
+    """
+    check_namespace(namespace)
+    check_key(key)
+    return f"/{quote(namespace, safe='/')}/{quote(key, safe='')}"
+
+
+def ndjson(records: Iterable[dict[str, Any]]) -> bytes:
+    """JSON Lines of ``records``."""
+    return b"".join(encode_json(r) + b"\n" for r in records)
+
+
+class BaseClient:
+    """Configuration and request building common to ``Client`` and ``AsyncClient``."""
+
+    #: Seconds before the first retry; doubles each time up to ``_backoff_cap``.
+    _backoff_base = 0.1
+    _backoff_cap = 2.0
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+    ) -> None:
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise InvalidInput("retries", "must be a non-negative integer")
+        self.base_url = str(base_url).rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
+        self.retries = retries
+        self._principal: str | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.base_url!r})"
+
+    # -- plumbing --------------------------------------------------------------------
+    def _url(self, path: str) -> str:
+        return self.base_url + path
+
+    def _headers(self, call: Call[Any]) -> dict[str, str]:
+        headers = {"Accept": "application/json, application/problem+json"}
+        if call.content is not None:
+            headers["Content-Type"] = "application/json"
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        headers.update(call.headers)
+        return headers
+
+    def _attempts(self, call: Call[Any]) -> int:
+        return 1 + (self.retries if call.retry else 0)
+
+    def _delay(self, attempt: int, response: httpx.Response | None = None) -> float:
+        """Seconds to wait before attempt ``attempt + 1`` (full jitter, honours Retry-After)."""
+        if response is not None:
+            after = response.headers.get("Retry-After", "")
+            if after.isdigit():
+                return min(float(after), self._backoff_cap)
+        step = min(self._backoff_cap, self._backoff_base * (2**attempt))
+        return step * (0.5 + random.random() / 2)
+
+    def _unavailable(self, exc: Exception) -> Unavailable:
+        return Unavailable(f"cannot reach {self.base_url}: {type(exc).__name__}: {exc}")
+
+    # -- items ---------------------------------------------------------------------
+    def _put_call(self, namespace: str, key: str, value: Any, **options: Any) -> Call[Item]:
+        body: dict[str, Any] = {"value": value}
+        if options.get("vector") is not None:
+            options["vector"] = _vector(options["vector"])
+        if options.get("merge") == "replace":
+            del options["merge"]
+        body.update({k: v for k, v in options.items() if v is not None})
+        return Call(
+            "PUT",
+            "/v1/items" + item_path(namespace, key),
+            _model(Item),
+            content=encode_json(body),
+            retry=options.get("if_version") is not None,
+        )
+
+    def _get_call(self, namespace: str, key: str, at_revision: int | None) -> Call[Item]:
+        params = [] if at_revision is None else [("at_revision", str(at_revision))]
+        path = "/v1/items" + item_path(namespace, key)
+        return Call("GET", path, _model(Item), params=params, retry=True)
+
+    def _delete_call(self, namespace: str, key: str, if_version: int | None) -> Call[Item]:
+        params = [] if if_version is None else [("if_version", str(if_version))]
+        path = "/v1/items" + item_path(namespace, key)
+        return Call("DELETE", path, _model(Item), params=params, retry=if_version is not None)
+
+    def _history_call(self, namespace: str, key: str) -> Call[list[Item]]:
+        path = "/v1/history" + item_path(namespace, key)
+        return Call("GET", path, _many(_ITEMS), retry=True)
+
+    def _put_many_call(self, ops: Sequence[Any]) -> Call[list[Item]]:
+        body = {"ops": [_op(o) for o in ops]}
+        return Call("POST", "/v1/batch", _many(_ITEMS), content=encode_json(body))
+
+    def _list_call(
+        self, prefix: str, filter: dict[str, Any] | None, limit: int, cursor: str | None
+    ) -> Call[ListPage]:
+        params = [("prefix", prefix or ""), ("limit", str(limit))]
+        if cursor is not None:
+            params.append(("cursor", cursor))
+        if filter is not None:
+            params.append(("filter", _json_param("filter", filter)))
+        return Call("GET", "/v1/items", _model(ListPage), params=_strs(params), retry=True)
+
+    def _search_call(
+        self,
+        query: str | None,
+        namespaces: Sequence[str] | str | None,
+        k: int,
+        mode: str,
+        filter: dict[str, Any] | None,
+        vector: Sequence[float] | None,
+    ) -> Call[list[Hit]]:
+        if isinstance(namespaces, tuple):
+            namespaces = list(namespaces)
+        body = {
+            "query": query,
+            "namespaces": namespaces,
+            "k": k,
+            "mode": mode,
+            "filter": filter,
+            "vector": _vector(vector),
+        }
+        content = encode_json({k: v for k, v in body.items() if v is not None})
+        # A search changes nothing, so it is as safe to repeat as a GET.
+        return Call("POST", "/v1/search", _many(_HITS), content=content, retry=True)
+
+    def _txn_call(
+        self, compare: Sequence[Any], success: Sequence[Any], failure: Sequence[Any]
+    ) -> Call[TxnResult]:
+        body = {
+            "compare": [_op(c) for c in compare],
+            "success": [_op(o) for o in success],
+            "failure": [_op(o) for o in failure],
+        }
+        return Call("POST", "/v1/txn", _model(TxnResult), content=encode_json(body))
+
+    # -- maintenance -------------------------------------------------------------------
+    def _compact_call(self, revision: int) -> Call[int]:
+        body = encode_json({"revision": revision})
+        return Call(
+            "POST", "/v1/compact", lambda r: int(r.json()["compacted_revision"]), content=body
+        )
+
+    def _revision_call(self) -> Call[dict[str, int]]:
+        return Call("GET", "/v1/revision", _json, retry=True)
+
+    def _whoami_call(self) -> Call[str]:
+        return Call("GET", "/v1/whoami", lambda r: str(r.json()["principal"]), retry=True)
+
+    # -- grants and keys -----------------------------------------------------------------
+    def _grant_call(self, principal: str, prefix: str, permission: str) -> Call[Grant]:
+        body = encode_json({"principal": principal, "prefix": prefix, "permission": permission})
+        return Call("PUT", "/v1/grants", _model(Grant), content=body)
+
+    def _revoke_call(self, principal: str, prefix: str) -> Call[None]:
+        params = [("principal", principal), ("prefix", prefix)]
+        return Call("DELETE", "/v1/grants", _nothing, params=_strs(params))
+
+    def _grants_call(self, principal: str | None) -> Call[list[Grant]]:
+        params = [] if principal is None else [("principal", principal)]
+        return Call("GET", "/v1/grants", _many(_GRANTS), params=_strs(params), retry=True)
+
+    def _create_key_call(self, principal: str) -> Call[ApiKeyCreated]:
+        body = encode_json({"principal": principal})
+        return Call("POST", "/v1/keys", _model(ApiKeyCreated), content=body)
+
+    def _revoke_key_call(self, key_id: str) -> Call[None]:
+        return Call("DELETE", f"/v1/keys/{quote(str(key_id), safe='')}", _nothing)
+
+    def _keys_call(self, principal: str | None) -> Call[list[ApiKeyInfo]]:
+        params = [] if principal is None else [("principal", principal)]
+        return Call("GET", "/v1/keys", _many(_KEYS), params=_strs(params), retry=True)
+
+    # -- export / import -------------------------------------------------------------
+    def _export_call(self, prefix: str, vectors: bool) -> Call[None]:
+        params = [("prefix", prefix or ""), ("vectors", "true" if vectors else "false")]
+        return Call("GET", "/v1/export", _nothing, params=_strs(params), retry=True)
+
+    def _import_call(self, records: Sequence[dict[str, Any]]) -> Call[int]:
+        return Call(
+            "POST",
+            "/v1/import",
+            lambda r: int(r.json()["imported"]),
+            content=ndjson(records),
+            headers={"Content-Type": "application/x-ndjson"},
+        )
+
+
+def _json_param(name: str, value: Any) -> str:
+    """A JSON-valued query parameter."""
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(name, f"is not JSON: {exc}") from None
+
+
+def _strs(params: list[tuple[str, Any]]) -> list[tuple[str, str]]:
+    return [(k, v.decode() if isinstance(v, bytes) else str(v)) for k, v in params]
+
+
+def import_chunks(records: Iterable[dict[str, Any]], batch: int) -> Iterable[list[dict[str, Any]]]:
+    """``records`` in lists of ``batch``: one request (and one revision) each."""
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise InvalidInput("batch", "must be a positive integer")
+    chunk: list[dict[str, Any]] = []
+    for n, record in enumerate(records):
+        if not isinstance(record, dict):
+            raise InvalidInput(f"records[{n}]", "must be an object")
+        chunk.append(record)
+        if len(chunk) >= batch:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,76 @@
+"""Shared fixtures: one ``log`` fixture parametrised over every StateLog backend.
+
+PostgreSQL is used when ``HIVEMEM_TEST_POSTGRES`` (a URL) is set or a server answers on
+127.0.0.1:5432; a backend that is absent is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from memory import Memory
+from memory.log.base import StateLog
+from tests.embedders import HashEmbedder
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+def _postgres_url() -> str | None:
+    url = os.environ.get("HIVEMEM_TEST_POSTGRES")
+    if url:
+        return url
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
+            return "postgresql://postgres@127.0.0.1:5432/test"
+    except OSError:
+        return None
+
+
+def make_log(backend: str, tmp_path) -> StateLog:  # type: ignore[no-untyped-def]
+    """A fresh, empty log of ``backend``; skips when the backend is unavailable."""
+    if backend == "sqlite":
+        from memory.log.sqlite import SQLiteLog
+
+        return SQLiteLog(str(tmp_path / f"log-{uuid.uuid4().hex[:6]}.db"), durability="off")
+    url = _postgres_url()
+    if url is None:
+        pytest.skip("no PostgreSQL server (set HIVEMEM_TEST_POSTGRES)")
+    try:
+        from memory.log.postgres import PostgresLog  # type: ignore[import-not-found]
+    except ImportError as exc:
+        pytest.skip(f"PostgreSQL log backend not available: {exc}")
+    return PostgresLog(url, schema=f"t_{uuid.uuid4().hex[:10]}", fresh=True)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(params=BACKENDS)
+def log(request, tmp_path) -> Iterator[StateLog]:  # type: ignore[no-untyped-def]
+    """A fresh log of each backend."""
+    lg = make_log(request.param, tmp_path)
+    yield lg
+    lg.close()
+
+
+@pytest.fixture
+def embedder() -> HashEmbedder:
+    return HashEmbedder()
+
+
+@pytest.fixture
+def mem(log, tmp_path, embedder) -> Iterator[Memory]:  # type: ignore[no-untyped-def]
+    """An engine over each backend, with the hashing test embedder and no reaper thread."""
+    m = Memory.open(str(tmp_path / "data"), embedder=embedder, log=log, reaper_interval=None)
+    yield m
+    m.close()
+
+
+@pytest.fixture
+def sqlite_mem(tmp_path, embedder) -> Iterator[Memory]:  # type: ignore[no-untyped-def]
+    """An embedded store on SQLite in a temporary data directory."""
+    m = Memory.open(str(tmp_path / "data"), embedder=embedder, reaper_interval=None)
+    yield m
+    m.close()
