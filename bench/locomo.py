@@ -78,9 +78,7 @@ def load_conversation(file: Path) -> Conversation:
     sample_id = str(data.get("sample_id") or f"conv-{file.stem}")
     namespace = "locomo/" + re.sub(r"[^a-z0-9\-_./]", "-", sample_id.lower())
     conv = Conversation(sample_id, namespace, data["speaker_a"], data["speaker_b"])
-    sessions = sorted(
-        int(m.group(1)) for k in data if (m := _SESSION_KEY.fullmatch(k)) and data[k]
-    )
+    sessions = sorted(int(m.group(1)) for k in data if (m := _SESSION_KEY.fullmatch(k)) and data[k])
     for n in sessions:
         when = str(data.get(f"session_{n}_date_time", ""))
         for t in data[f"session_{n}"]:

@@ -63,8 +63,9 @@ _MISSING = object()
 
 
 def row_to_item(row: Row) -> Item:
-    """Build the public item of one stored row."""
-    return Item.model_construct(
+    """Build the public item of one stored row (already valid: no re-validation)."""
+    return _build(
+        Item,
         namespace=row.namespace,
         key=row.key,
         value=json.loads(row.value) if row.value is not None else None,
@@ -82,7 +83,8 @@ def row_to_item(row: Row) -> Item:
 
 def row_to_change(row: Row) -> Change:
     """Build the public change of one stored row."""
-    return Change.model_construct(
+    return _build(
+        Change,
         revision=row.revision,
         op=row.op,
         namespace=row.namespace,
@@ -93,6 +95,20 @@ def row_to_change(row: Row) -> Change:
         author=row.author,
         time=ts_to_datetime(row.updated_at),
     )
+
+
+def _build(cls: Any, **values: Any) -> Any:
+    """Instantiate a model from values known to be valid and complete.
+
+    ``model_construct`` re-derives defaults and the fields set on every call; rows from
+    the log already carry every field, and this path runs once per returned item.
+    """
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
 
 
 @dataclass
@@ -433,50 +449,56 @@ class Memory:
             raise PermissionDenied(f"{self.principal!r} is not admin of {where}")
 
     # -- validation ----------------------------------------------------------------
-    def _prepare_put(self, op: PutOp, field: str) -> _Put:
-        ns = check_namespace(op.namespace, f"{field}namespace")
-        key = check_key(op.key, f"{field}key")
-        if op.merge not in MERGE_MODES:
+    def _prepare_put(self, op: dict[str, Any], field: str) -> _Put:
+        get = op.get
+        ns = check_namespace(get("namespace"), f"{field}namespace")
+        key = check_key(get("key"), f"{field}key")
+        value, merge = get("value"), get("merge", "replace")
+        if merge not in MERGE_MODES:
             raise InvalidInput(f"{field}merge", f"must be one of {', '.join(MERGE_MODES)}")
-        if op.merge == "three_way" and op.base_version is None:
+        base_version, on_conflict = get("base_version"), get("on_conflict")
+        if merge == "three_way" and base_version is None:
             raise InvalidInput(f"{field}base_version", "is required with merge='three_way'")
-        if op.on_conflict not in (None, "ours", "theirs"):
+        if on_conflict not in (None, "ours", "theirs"):
             raise InvalidInput(f"{field}on_conflict", "must be 'ours', 'theirs' or null")
-        _check_version(op.if_version, f"{field}if_version")
-        _check_version(op.base_version, f"{field}base_version")
-        if op.merge == "patch" and not isinstance(op.value, dict):
+        if_version = get("if_version")
+        _check_version(if_version, f"{field}if_version")
+        _check_version(base_version, f"{field}base_version")
+        if merge == "patch" and not isinstance(value, dict):
             raise InvalidInput(f"{field}value", "a merge patch must be an object")
-        value_json = dump_value(op.value, self._core.max_value_bytes, f"{field}value")
-        if op.text is not None and not isinstance(op.text, str):
+        value_json = dump_value(value, self._core.max_value_bytes, f"{field}value")
+        text = get("text")
+        if text is not None and not isinstance(text, str):
             raise InvalidInput(f"{field}text", "must be a string")
-        text = op.text
-        if text is None and op.merge == "replace" and isinstance(op.value, str):
-            text = op.value
-        metadata = op.metadata
-        if metadata is not None or op.merge == "replace":
+        if text is None and merge == "replace" and isinstance(value, str):
+            text = value
+        metadata = get("metadata")
+        meta_json: str | None = None
+        if metadata:
             check_metadata(metadata, f"{field}metadata")
-            meta_json: str | None = json.dumps(metadata or {}, separators=(",", ":"))
-        else:
-            meta_json = None
+            meta_json = json.dumps(metadata, separators=(",", ":"))
+        elif metadata is not None or merge == "replace":
+            check_metadata(metadata, f"{field}metadata")
+            meta_json = "{}"
         vector = None
-        if op.vector is not None:
-            vec = np.asarray(check_vector(op.vector, self._core.dim, f"{field}vector"), np.float32)
-            norm = float(np.linalg.norm(vec))
+        if get("vector") is not None:
+            vec = check_vector(get("vector"), self._core.dim, f"{field}vector")
+            norm = float(np.sqrt(np.dot(vec, vec)))
             if norm == 0:
                 raise InvalidInput(f"{field}vector", "must not be all zeros")
-            vector = (vec / norm).astype(np.float32).tobytes()
+            vector = (vec if abs(norm - 1.0) < 1e-6 else vec / norm).astype(np.float32).tobytes()
         return _Put(
             ns,
             key,
-            op.value,
+            value,
             value_json,
             text,
             meta_json,
-            op.if_version,
-            op.merge,
-            op.base_version,
-            op.on_conflict,
-            check_ttl(op.ttl, f"{field}ttl"),
+            if_version,
+            merge,
+            base_version,
+            on_conflict,
+            check_ttl(get("ttl"), f"{field}ttl"),
             vector,
         )
 
@@ -486,20 +508,20 @@ class Memory:
         out: list[_Put | _Delete | _Get] = []
         for i, raw in enumerate(ops):
             where = f"{field}[{i}]."
-            op = _coerce_op(raw, where)
-            if isinstance(op, PutOp):
+            op = _op_fields(raw, where)
+            kind = op.get("op", "put")
+            if kind == "put":
                 put = self._prepare_put(op, where)
                 self._require(put.namespace, "write")
                 out.append(put)
-            elif isinstance(op, DeleteOp):
-                ns = check_namespace(op.namespace, f"{where}namespace")
-                key = check_key(op.key, f"{where}key")
-                _check_version(op.if_version, f"{where}if_version")
+                continue
+            ns = check_namespace(op.get("namespace"), f"{where}namespace")
+            key = check_key(op.get("key"), f"{where}key")
+            if kind == "delete":
+                _check_version(op.get("if_version"), f"{where}if_version")
                 self._require(ns, "write")
-                out.append(_Delete(ns, key, op.if_version))
+                out.append(_Delete(ns, key, op.get("if_version")))
             else:
-                ns = check_namespace(op.namespace, f"{where}namespace")
-                key = check_key(op.key, f"{where}key")
                 self._require(ns, "read")
                 out.append(_Get(ns, key))
         return out
@@ -532,20 +554,19 @@ class Memory:
         vector: Sequence[float] | None = None,
     ) -> Item:
         """Write one item and return the version written (see DESIGN.md for options)."""
-        op = PutOp.model_construct(
-            op="put",
-            namespace=namespace,
-            key=key,
-            value=value,
-            text=text,
-            metadata=metadata,
-            if_version=if_version,
-            merge=merge,
-            base_version=base_version,
-            on_conflict=on_conflict,
-            ttl=ttl,
-            vector=list(vector) if vector is not None else None,
-        )
+        op = {
+            "namespace": namespace,
+            "key": key,
+            "value": value,
+            "text": text,
+            "metadata": metadata,
+            "if_version": if_version,
+            "merge": merge,
+            "base_version": base_version,
+            "on_conflict": on_conflict,
+            "ttl": ttl,
+            "vector": vector,
+        }
         result = self._run([], [op], [], field="")
         item = result.results[0].item
         assert item is not None
@@ -558,9 +579,7 @@ class Memory:
 
     def delete(self, namespace: str, key: str, if_version: int | None = None) -> Item:
         """Delete an item, leaving a tombstone in history; returns the tombstone."""
-        op = DeleteOp.model_construct(
-            op="delete", namespace=namespace, key=key, if_version=if_version
-        )
+        op = {"op": "delete", "namespace": namespace, "key": key, "if_version": if_version}
         result = self._run([], [op], [], field="")
         item = result.results[0].item
         assert item is not None
@@ -699,7 +718,7 @@ class Memory:
         qvec = None
         if mode != "keyword":
             if vector is not None:
-                qvec = np.asarray(check_vector(list(vector), core.dim), dtype=np.float32)
+                qvec = check_vector(vector, core.dim)
                 norm = float(np.linalg.norm(qvec))
                 if norm == 0:
                     raise InvalidInput("vector", "must not be all zeros")
@@ -725,7 +744,11 @@ class Memory:
         elif mode == "keyword":
             ranked = kw_hits
         else:
-            ranked = fuse(vec_hits[:depth], kw_hits, depth)
+            cosines = dict(vec_hits[:depth])
+            missing = [i for i, _ in kw_hits if i not in cosines]
+            if qvec is not None and missing:
+                cosines.update(core.index.score(qvec, missing))
+            ranked = fuse(cosines, kw_hits, depth)
         return self._hydrate(ranked, scopes, k, now)
 
     def _hydrate(
@@ -741,7 +764,7 @@ class Memory:
             row = rows.get(i)
             if row is None or not any(in_scope(row.namespace, s) for s in scopes):
                 continue
-            hits.append(Hit.model_construct(item=row_to_item(row), score=float(score)))
+            hits.append(_build(Hit, item=row_to_item(row), score=float(score)))
             if len(hits) == k:
                 break
         return hits
@@ -872,23 +895,12 @@ class Memory:
     def import_items(self, records: Iterable[dict[str, Any]], batch: int = 500) -> int:
         """Write exported records back (one revision per batch); returns the count."""
         count = 0
-        chunk: list[PutOp] = []
+        chunk: list[dict[str, Any]] = []
         for n, rec in enumerate(records):
             if not isinstance(rec, dict):
                 raise InvalidInput(f"records[{n}]", "must be an object")
-            chunk.append(
-                _coerce_op(
-                    {
-                        "op": "put",
-                        **{
-                            f: rec[f]
-                            for f in ("namespace", "key", "value", "text", "metadata", "vector")
-                            if f in rec
-                        },
-                    },
-                    f"records[{n}].",
-                )  # type: ignore[arg-type]
-            )
+            fields = ("namespace", "key", "value", "text", "metadata", "vector")
+            chunk.append({f: rec[f] for f in fields if f in rec})
             if len(chunk) >= batch:
                 count += len(self.put_many(chunk))
                 chunk = []
@@ -902,16 +914,26 @@ def _check_version(value: Any, field: str) -> None:
         raise InvalidInput(field, "must be a non-negative integer")
 
 
-def _coerce_op(raw: Any, where: str) -> PutOp | DeleteOp | GetOp:
+_OP_FIELDS: dict[str, frozenset[str]] = {
+    "put": frozenset(PutOp.model_fields),
+    "delete": frozenset(DeleteOp.model_fields),
+    "get": frozenset(GetOp.model_fields),
+}
+
+
+def _op_fields(raw: Any, where: str) -> dict[str, Any]:
+    """The fields of an op given as a model or a plain dict; values are checked later."""
     if isinstance(raw, PutOp | DeleteOp | GetOp):
-        return raw
+        return raw.__dict__
     if not isinstance(raw, dict):
         raise InvalidInput(where.rstrip("."), "must be an operation object")
-    kind = raw.get("op", "put")
-    model = {"put": PutOp, "delete": DeleteOp, "get": GetOp}.get(kind)
-    if model is None:
+    allowed = _OP_FIELDS.get(raw.get("op", "put"))  # type: ignore[arg-type]
+    if allowed is None:
         raise InvalidInput(f"{where}op", "must be 'put', 'delete' or 'get'")
-    return _validate(model, raw, where)  # type: ignore[no-any-return]
+    for name in raw:
+        if name not in allowed:
+            raise InvalidInput(f"{where}{name}", "is not a field of this operation")
+    return raw
 
 
 def _coerce_compare(raw: Any, where: str) -> Compare:
@@ -1099,7 +1121,7 @@ class _TxnPlan:
             expires,
         )
         self._stage(k, change)
-        return OpResult(op="put", namespace=k[0], key=k[1], item=None, version=version + 1)
+        return _build(OpResult, op="put", namespace=k[0], key=k[1], item=None, version=version + 1)
 
     def _three_way(self, op: _Put, k: tuple[str, str], cur: Any, theirs: Any) -> Any:
         assert op.base_version is not None

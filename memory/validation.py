@@ -7,6 +7,8 @@ import math
 import re
 from typing import Any
 
+import numpy as np
+
 from memory.errors import InvalidInput, PayloadTooLarge
 
 __all__ = [
@@ -104,19 +106,21 @@ def check_metadata(meta: Any, field: str = "metadata") -> dict[str, Any]:
     return meta
 
 
-def check_vector(vector: Any, dim: int | None, field: str = "vector") -> list[float]:
-    """A list of finite floats of the store's dimension."""
-    if not isinstance(vector, list | tuple) or not vector:
+def check_vector(vector: Any, dim: int | None, field: str = "vector") -> np.ndarray:
+    """A 1-d sequence of finite numbers of the store's dimension, as float32."""
+    if isinstance(vector, str | bytes | dict) or vector is None:
         raise InvalidInput(field, "must be a non-empty list of numbers")
     try:
-        out = [float(x) for x in vector]
+        arr = np.asarray(vector, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise InvalidInput(field, "must be a list of numbers") from exc
-    if not all(math.isfinite(x) for x in out):
+    if arr.ndim != 1 or arr.size == 0:
+        raise InvalidInput(field, "must be a non-empty list of numbers")
+    if not np.isfinite(arr).all():
         raise InvalidInput(field, "must contain finite numbers only")
-    if dim is not None and len(out) != dim:
-        raise InvalidInput(field, f"has {len(out)} dimensions, the store uses {dim}")
-    return out
+    if dim is not None and arr.size != dim:
+        raise InvalidInput(field, f"has {arr.size} dimensions, the store uses {dim}")
+    return arr
 
 
 def check_ttl(ttl: Any, field: str = "ttl") -> float | None:

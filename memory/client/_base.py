@@ -159,10 +159,20 @@ def _plain(obj: Any) -> Any:
 
 
 def _op(op: Any) -> Any:
-    """A txn/batch op or compare as sent: models keep only the fields the caller set."""
+    """A txn/batch op as sent: the fields the caller set, and always its ``op`` tag.
+
+    The engine takes an op without ``op`` as a put; the wire needs the tag to tell the
+    kinds apart, so it is filled in here.
+    """
     if isinstance(op, BaseModel):
-        return op.model_dump(mode="json", exclude_unset=True)
+        return {"op": getattr(op, "op", "put"), **op.model_dump(mode="json", exclude_unset=True)}
+    if isinstance(op, dict) and "op" not in op:
+        return {"op": "put", **op}
     return op
+
+
+def _compare(c: Any) -> Any:
+    return c.model_dump(mode="json", exclude_unset=True) if isinstance(c, BaseModel) else c
 
 
 def _vector(vector: Sequence[float] | None) -> list[float] | None:
@@ -237,8 +247,8 @@ class BaseClient:
         if response is not None:
             after = response.headers.get("Retry-After", "")
             if after.isdigit():
-                return min(float(after), self._backoff_cap)
-        step = min(self._backoff_cap, self._backoff_base * (2**attempt))
+                return min(float(after), float(self._backoff_cap))
+        step = min(self._backoff_cap, self._backoff_base * 2.0**attempt)
         return step * (0.5 + random.random() / 2)
 
     def _unavailable(self, exc: Exception) -> Unavailable:
@@ -297,7 +307,9 @@ class BaseClient:
         filter: dict[str, Any] | None,
         vector: Sequence[float] | None,
     ) -> Call[list[Hit]]:
-        if isinstance(namespaces, tuple):
+        if isinstance(namespaces, str):
+            namespaces = [namespaces]  # one prefix, as the engine allows
+        elif isinstance(namespaces, tuple):
             namespaces = list(namespaces)
         body = {
             "query": query,
@@ -315,7 +327,7 @@ class BaseClient:
         self, compare: Sequence[Any], success: Sequence[Any], failure: Sequence[Any]
     ) -> Call[TxnResult]:
         body = {
-            "compare": [_op(c) for c in compare],
+            "compare": [_compare(c) for c in compare],
             "success": [_op(o) for o in success],
             "failure": [_op(o) for o in failure],
         }

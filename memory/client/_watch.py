@@ -17,6 +17,7 @@ from pydantic import TypeAdapter
 from memory.client._base import Call, _nothing, error_from_problem
 from memory.errors import InvalidInput, Lagged
 from memory.models import Change
+from memory.validation import check_prefix
 
 __all__ = ["Event", "EventParser", "WatchCursor", "Resume"]
 
@@ -77,7 +78,8 @@ class WatchCursor:
             namespaces = [namespaces]
         elif not isinstance(namespaces, list | tuple):
             raise InvalidInput("namespaces", "must be a list of namespace prefixes")
-        self.namespaces = [str(n) for n in namespaces]
+        # Checked here, as the engine does when a watch is opened, not on first read.
+        self.namespaces = [check_prefix(n, f"namespaces[{i}]") for i, n in enumerate(namespaces)]
         self.since = since
         self.last = since  # the last revision handed to the consumer
         self.reconnects = 0

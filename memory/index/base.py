@@ -39,6 +39,10 @@ class VectorIndex(Protocol):
         """Top-k ``(id, score)`` among vectors in the scopes (and in ``allowed``)."""
         ...
 
+    def score(self, query: np.ndarray, ids: Collection[int]) -> dict[int, float]:
+        """Exact similarity of ``query`` to each held id (missing ids are left out)."""
+        ...
+
     def ids(self) -> set[int]:
         """Every id held (for verification)."""
         ...

@@ -123,6 +123,16 @@ class FaissIndex:
         best = heapq.nlargest(k, results) if len(names) > 1 else results[:k]
         return [(i, s) for s, i in best]
 
+    def score(self, query: np.ndarray, ids: Collection[int]) -> dict[int, float]:
+        q = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
+        out: dict[int, float] = {}
+        with self._lock:
+            for i in ids:
+                ns = self._where.get(i)
+                if ns is not None:
+                    out[i] = float(self._parts[ns].reconstruct(int(i)) @ q)
+        return out
+
     def ids(self) -> set[int]:
         with self._lock:
             return set(self._where)

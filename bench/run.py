@@ -1,0 +1,246 @@
+"""``make bench``: run the benchmarks, write bench/RESULTS.md, results.json and the plot.
+
+python -m bench.run                 # everything (about 10 minutes on 2 cores)
+python -m bench.run --quick         # smaller sizes, skips the 1M point
+python -m bench.run --only recall   # one section
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from bench import engine  # noqa: E402
+from bench.common import step  # noqa: E402
+from bench.locomo import load_conversations, turn_text  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+# What packaged alternatives measured on the same LoCoMo work (../shared/FACTS.md).
+ALTERNATIVES = {
+    "LangGraph SqliteStore": (779, 1.6),
+    "LangGraph InMemoryStore": (16_400, 13.6),
+    "LlamaIndex SimpleVectorStore": (4_270, 35.8),
+    "Chroma 1.5 (persistent)": (965, 8.6),
+    "Qdrant client, local in-memory": (8_400, 158.0),
+    "Mem0 2.2 (local Qdrant, no LLM)": (131, 167.0),
+}
+
+SECTIONS = ["search", "locomo", "batch", "model", "latency", "recall", "http"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", choices=SECTIONS, action="append")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    sections = args.only or SECTIONS
+    results_path = HERE / "results.json"
+    results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.exists() else {}
+    texts = [turn_text(t) for c in load_conversations() for t in c.turns]
+    questions = [q.question for c in load_conversations() for q in c.questions]
+    if "search" in sections:
+        sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
+        results["search"] = engine.search_scaling(sizes, texts, questions)
+    if "locomo" in sections:
+        results["locomo"] = engine.locomo_alternatives()
+    if "batch" in sections:
+        results["batch"] = engine.put_batch(batches=10 if args.quick else 20)
+    if "model" in sections:
+        results["model"] = engine.ingest_with_model(batches=4 if args.quick else 8)
+    if "latency" in sections:
+        results["latency"] = engine.put_latency(200 if args.quick else 400)
+    if "recall" in sections:
+        results["recall"] = engine.recall()
+    if "http" in sections:
+        try:
+            from bench import http
+        except ImportError as exc:
+            step(f"http section skipped: {exc}")
+        else:
+            results["http"] = http.run(quick=args.quick)
+    results["meta"] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+    }
+    results_path.write_text(json.dumps(results, indent=2) + "\n")
+    if "search" in results:
+        plot(results["search"]["points"], HERE / "search_latency.png")
+    (HERE / "RESULTS.md").write_text(report(results))
+    step(f"wrote {HERE / 'RESULTS.md'}")
+    return 0
+
+
+def plot(points: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = [p["items"] for p in points]
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
+    ax.plot(n, [p["bare_p50_ms"] for p in points], "o--", label="bare FAISS flat (p50)")
+    ax.plot(n, [p["hivemem_p50_ms"] for p in points], "o-", label="hivemem vector search (p50)")
+    ax.plot(n, [p["hivemem_p99_ms"] for p in points], "x:", label="hivemem (p99)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("items (supplied 384-d vectors, one namespace)")
+    ax.set_ylabel("latency per query (ms)")
+    ax.set_title("Vector search latency vs item count (2 cores)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _mark(ok: bool) -> str:
+    return "met" if ok else "**not met**"
+
+
+def report(r: dict[str, Any]) -> str:
+    """RESULTS.md from the results (every number comes from results.json)."""
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Produced by `make bench` on {r['meta']['machine']} at {r['meta']['when']}.",
+        "Each figure is measured against a baseline run in the same process, with the two",
+        "interleaved so that machine noise cancels; compare ratios, not absolute times.",
+        "",
+    ]
+    if "search" in r:
+        s = r["search"]
+        lines += [
+            "## Vector search vs bare FAISS (same index type, same vectors)",
+            "",
+            "| items | ingest items/s | bare FAISS p50 | hivemem p50 | hivemem p99 | ratio |",
+            "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for p in s["points"]:
+            lines.append(
+                f"| {p['items']:,} | {p['ingest_per_s']:,.0f} | {p['bare_p50_ms']:.2f} ms | "
+                f"{p['hivemem_p50_ms']:.2f} ms | {p['hivemem_p99_ms']:.2f} ms | {p['ratio']:.2f}x |"
+            )
+        if "at_100k" in s:
+            a = s["at_100k"]
+            ok = a["ratio"] <= 1.5
+            lines += [
+                "",
+                f"Goal: vector p50 within 1.5x of bare FAISS at 100,000 items: "
+                f"{a['ratio']:.2f}x, {_mark(ok)}.",
+                f"At 100,000 items with a text query (model included): vector "
+                f"{a['text_p50_ms']:.1f} ms, hybrid {a['hybrid_p50_ms']:.1f} ms, keyword "
+                f"{a['keyword_p50_ms']:.1f} ms (p50).",
+                "",
+                "![search latency](search_latency.png)",
+                "",
+            ]
+    if "locomo" in r:
+        lo = r["locomo"]
+        lines += [
+            f"## LoCoMo work with supplied vectors ({lo['turns']:,} turns, "
+            f"{lo['queries']:,} scoped queries)",
+            "",
+            "| system | ingest items/s | query p50 | query p99 | measured |",
+            "| --- | ---: | ---: | ---: | --- |",
+        ]
+        lines.append(
+            f"| **hivemem, vector mode** (durability full) | "
+            f"{lo['hivemem_ingest_per_s']:,.0f} | {lo['hivemem_vector_p50_ms']:.2f} ms | "
+            f"{lo['hivemem_vector_p99_ms']:.2f} ms | this run |"
+        )
+        lines.append(
+            f"| hivemem, hybrid mode | | {lo['hivemem_hybrid_p50_ms']:.2f} ms | "
+            f"{lo['hivemem_hybrid_p99_ms']:.2f} ms | this run |"
+        )
+        lines.append(
+            f"| bare FAISS flat per namespace | {lo['faiss_ingest_per_s']:,.0f} | "
+            f"{lo['faiss_p50_ms']:.2f} ms | {lo['faiss_p99_ms']:.2f} ms | this run |"
+        )
+        lines.append(
+            f"| bare SQLite FTS5 | {lo['fts5_ingest_per_s']:,.0f} | "
+            f"{lo['fts5_p50_ms']:.2f} ms | {lo['fts5_p99_ms']:.2f} ms | this run |"
+        )
+        if "langgraph_ingest_per_s" in lo:
+            lines.append(
+                f"| LangGraph InMemoryStore (with index) | "
+                f"{lo['langgraph_ingest_per_s']:,.0f} | {lo['langgraph_p50_ms']:.2f} ms | "
+                f"{lo['langgraph_p99_ms']:.2f} ms | this run |"
+            )
+        for name, (rate, p50) in ALTERNATIVES.items():
+            lines.append(f"| {name} | {rate:,} | {p50} ms | | FACTS.md (all ten conversations) |")
+        best_rate = max(v[0] for v in ALTERNATIVES.values())
+        best_p50 = min(v[1] for v in ALTERNATIVES.values())
+        ok = lo["hivemem_ingest_per_s"] > best_rate and lo["hivemem_vector_p50_ms"] < best_p50
+        lines += [
+            "",
+            f"Goal: ingest and query p50 better than every packaged alternative "
+            f"(best: {best_rate:,}/s, {best_p50} ms): {_mark(ok)}.",
+            "",
+        ]
+    if "batch" in r:
+        b = r["batch"]
+        ok = b["ratio_vs_bare"] >= 0.6
+        lines += [
+            "## Batched put, 1,000 items per transaction, supplied vectors",
+            "",
+            "| writer | items/s |",
+            "| --- | ---: |",
+            f"| bare SQLite executemany (same rows, one table) | {b['bare_items_per_s']:,.0f} |",
+            f"| bare executemany + FTS5 of the same text | {b['bare_fts_items_per_s']:,.0f} |",
+            f"| hivemem put_many (log, current state, FTS5, FAISS) | "
+            f"{b['hivemem_items_per_s']:,.0f} |",
+            "",
+            f"Goal: at least 60% of bare executemany: {b['ratio_vs_bare']:.0%}, {_mark(ok)} "
+            f"({b['ratio_vs_bare_with_fts']:.0%} of executemany with the same FTS5 work).",
+            "",
+        ]
+    if "model" in r:
+        m = r["model"]
+        lines += [
+            "## Ingest with the model (batch 64)",
+            "",
+            f"Model alone {m['model_per_s']:.0f} texts/s; hivemem put_many embedding the "
+            f"same texts {m['hivemem_per_s']:.0f}/s: {m['ratio']:.0%} "
+            f"(goal 90%: {_mark(m['ratio'] >= 0.9)}).",
+            "",
+        ]
+    if "latency" in r:
+        lt = r["latency"]
+        lines += [
+            "## Single put latency (supplied vector)",
+            "",
+            "| durability | p50 | p99 |",
+            "| --- | ---: | ---: |",
+        ]
+        for d in ("full", "normal"):
+            lines.append(f"| {d} | {lt[d]['p50_ms']:.2f} ms | {lt[d]['p99_ms']:.2f} ms |")
+        lines.append("")
+    if "recall" in r:
+        rc = r["recall"]
+        lines += [
+            "## LoCoMo development split: retrieval quality (MiniLM)",
+            "",
+            "| mode | recall@5 | recall@10 |",
+            "| --- | ---: | ---: |",
+        ]
+        for mode in ("vector", "keyword", "hybrid"):
+            lines.append(f"| {mode} | {rc[mode]['recall@5']:.3f} | {rc[mode]['recall@10']:.3f} |")
+        lines.append("")
+    if "http" in r:
+        from bench import http
+
+        lines += http.report(r["http"])
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,374 @@
+"""``AsyncClient``: the asyncio twin of ``Client`` (same names, arguments and errors).
+
+Keep it line for line parallel to ``_sync.py``; ``tests/client`` checks the signatures.
+The properties ``principal``, ``revision`` and ``compacted_revision`` return awaitables
+(``await client.revision``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import json
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import httpx
+
+from memory.client._base import (
+    RETRY_STATUSES,
+    BaseClient,
+    Call,
+    error_from_response,
+    import_chunks,
+)
+from memory.client._watch import EventParser, Resume, WatchCursor
+from memory.errors import Unavailable
+from memory.models import (
+    ApiKeyCreated,
+    ApiKeyInfo,
+    Change,
+    Compare,
+    DeleteOp,
+    GetOp,
+    Grant,
+    Hit,
+    Item,
+    ListPage,
+    PutOp,
+    TxnResult,
+)
+
+__all__ = ["AsyncClient", "AsyncWatchStream"]
+
+T = TypeVar("T")
+
+
+class AsyncClient(BaseClient):
+    """The asyncio client: the methods of ``Memory``, awaited."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        retries: int = 3,
+    ) -> None:
+        super().__init__(base_url, api_key, timeout=timeout, retries=retries)
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(transport=transport, timeout=timeout)
+
+    # -- sending ---------------------------------------------------------------------
+    async def _send(self, call: Call[Any], *, stream: bool = False) -> httpx.Response:
+        """Send ``call`` (again, if it is safe and failed transiently); raise its error."""
+        attempts = self._attempts(call)
+        for attempt in range(attempts):
+            request = self._http.build_request(
+                call.method,
+                self._url(call.path),
+                params=tuple(call.params),
+                content=call.content,
+                headers=self._headers(call),
+            )
+            try:
+                response = await self._http.send(request, stream=stream)
+            except httpx.TransportError as exc:
+                if attempt + 1 < attempts:
+                    await asyncio.sleep(self._delay(attempt))
+                    continue
+                raise self._unavailable(exc) from exc
+            if response.status_code in RETRY_STATUSES and attempt + 1 < attempts:
+                await response.aclose()
+                await asyncio.sleep(self._delay(attempt, response))
+                continue
+            if response.status_code >= 400:
+                try:
+                    await response.aread()
+                except httpx.TransportError as exc:
+                    raise self._unavailable(exc) from exc
+                finally:
+                    await response.aclose()
+                raise error_from_response(response)
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _call(self, call: Call[T]) -> T:
+        return call.parse(await self._send(call))
+
+    async def close(self) -> None:
+        """Close the connection pool (unless it was passed in by the caller)."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- identity and revisions ------------------------------------------------------
+    @property
+    def principal(self) -> Awaitable[str]:
+        """The principal this client's API key belongs to (await it)."""
+        return self._principal_now()
+
+    async def _principal_now(self) -> str:
+        if self._principal is None:
+            self._principal = await self._call(self._whoami_call())
+        return self._principal
+
+    @property
+    def revision(self) -> Awaitable[int]:
+        """The latest committed revision (await it)."""
+        return self._revisions("revision")
+
+    @property
+    def compacted_revision(self) -> Awaitable[int]:
+        """History below this revision is gone, 0 if never compacted (await it)."""
+        return self._revisions("compacted_revision")
+
+    async def _revisions(self, name: str) -> int:
+        return int((await self._call(self._revision_call()))[name])
+
+    # -- writes ----------------------------------------------------------------------
+    async def put(
+        self,
+        namespace: str,
+        key: str,
+        value: Any,
+        *,
+        text: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        if_version: int | None = None,
+        merge: str = "replace",
+        base_version: int | None = None,
+        on_conflict: str | None = None,
+        ttl: float | None = None,
+        vector: Sequence[float] | None = None,
+    ) -> Item:
+        """Write one item and return the version written (see ``Memory.put``)."""
+        return await self._call(
+            self._put_call(
+                namespace,
+                key,
+                value,
+                text=text,
+                metadata=metadata,
+                if_version=if_version,
+                merge=merge,
+                base_version=base_version,
+                on_conflict=on_conflict,
+                ttl=ttl,
+                vector=vector,
+            )
+        )
+
+    async def put_many(self, ops: Sequence[PutOp | dict[str, Any]]) -> list[Item]:
+        """Write many items in one transaction (one revision), all or nothing."""
+        return await self._call(self._put_many_call(ops))
+
+    async def delete(self, namespace: str, key: str, if_version: int | None = None) -> Item:
+        """Delete an item, leaving a tombstone in history; returns the tombstone."""
+        return await self._call(self._delete_call(namespace, key, if_version))
+
+    async def txn(
+        self,
+        compare: Sequence[Compare | dict[str, Any]] = (),
+        success: Sequence[PutOp | DeleteOp | GetOp | dict[str, Any]] = (),
+        failure: Sequence[PutOp | DeleteOp | GetOp | dict[str, Any]] = (),
+    ) -> TxnResult:
+        """If every compare holds run ``success``, else ``failure``: one revision, atomic."""
+        return await self._call(self._txn_call(compare, success, failure))
+
+    # -- reads -----------------------------------------------------------------------
+    async def get(self, namespace: str, key: str, at_revision: int | None = None) -> Item:
+        """The current item, or the version visible at ``at_revision``."""
+        return await self._call(self._get_call(namespace, key, at_revision))
+
+    async def history(self, namespace: str, key: str) -> list[Item]:
+        """Every version of an item still in history, oldest first (tombstones too)."""
+        return await self._call(self._history_call(namespace, key))
+
+    async def list(
+        self,
+        prefix: str = "",
+        filter: dict[str, Any] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> ListPage:
+        """Live items under a namespace prefix, ordered by (namespace, key), paginated."""
+        return await self._call(self._list_call(prefix, filter, limit, cursor))
+
+    async def search(
+        self,
+        query: str | None = None,
+        namespaces: Sequence[str] | str | None = None,
+        k: int = 10,
+        mode: str = "hybrid",
+        filter: dict[str, Any] | None = None,
+        vector: Sequence[float] | None = None,
+    ) -> builtins.list[Hit]:
+        """Top-k items by ``vector``, ``keyword`` or ``hybrid`` relevance, best first."""
+        return await self._call(self._search_call(query, namespaces, k, mode, filter, vector))
+
+    def watch(
+        self, namespaces: Sequence[str] | str | None = None, since: int = 0
+    ) -> AsyncWatchStream:
+        """Changes under the prefixes with revision > ``since``, as an async iterator.
+
+        It reconnects by itself (after a dropped connection or ``Lagged``) from the last
+        revision it handed over; ``await stream.close()`` when done.
+        """
+        return AsyncWatchStream(self, WatchCursor(namespaces, since))
+
+    # -- maintenance -----------------------------------------------------------------
+    async def compact(self, revision: int) -> int:
+        """Drop history below ``revision``; reads and watches below it raise Compacted."""
+        return await self._call(self._compact_call(revision))
+
+    # -- principals, grants, keys ----------------------------------------------------
+    async def grant(self, principal: str, prefix: str, permission: str) -> Grant:
+        """Give ``principal`` ``permission`` on every namespace under ``prefix``."""
+        return await self._call(self._grant_call(principal, prefix, permission))
+
+    async def revoke(self, principal: str, prefix: str) -> None:
+        """Remove ``principal``'s grant on ``prefix``."""
+        await self._call(self._revoke_call(principal, prefix))
+
+    async def grants(self, principal: str | None = None) -> builtins.list[Grant]:
+        """Grants visible to the caller."""
+        return await self._call(self._grants_call(principal))
+
+    async def create_key(self, principal: str) -> ApiKeyCreated:
+        """A new API key for ``principal``; the secret is returned only this once."""
+        return await self._call(self._create_key_call(principal))
+
+    async def revoke_key(self, key_id: str) -> None:
+        """Revoke an API key."""
+        await self._call(self._revoke_key_call(key_id))
+
+    async def keys(self, principal: str | None = None) -> builtins.list[ApiKeyInfo]:
+        """API keys (never their secrets)."""
+        return await self._call(self._keys_call(principal))
+
+    # -- export / import -------------------------------------------------------------
+    async def export(
+        self, prefix: str = "", *, vectors: bool = True
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Current items under ``prefix`` as JSON-ready records, streamed."""
+        response = await self._send(self._export_call(prefix, vectors), stream=True)
+        try:
+            async for line in response.aiter_lines():
+                if line.strip():
+                    yield json.loads(line)
+        except httpx.TransportError as exc:
+            raise self._unavailable(exc) from exc
+        finally:
+            await response.aclose()
+
+    async def import_items(self, records: Iterable[dict[str, Any]], batch: int = 500) -> int:
+        """Write exported records back (one request and one revision per ``batch``)."""
+        total = 0
+        for chunk in import_chunks(records, batch):
+            total += await self._call(self._import_call(chunk))
+        return total
+
+
+class AsyncWatchStream:
+    """An async iterator of ``Change`` over a server's watch stream that resumes by itself."""
+
+    def __init__(self, client: AsyncClient, cursor: WatchCursor) -> None:
+        self._client = client
+        self._cursor = cursor
+        self._buffer: deque[Change] = deque()
+        self._response: httpx.Response | None = None
+        self._lines: AsyncIterator[str] | None = None
+        self._parser = EventParser()
+        self._silent = 0
+        self._closed = False
+
+    @property
+    def last_revision(self) -> int:
+        """The last revision handed over (resume from here)."""
+        return self._cursor.last
+
+    @property
+    def reconnects(self) -> int:
+        return self._cursor.reconnects
+
+    def __aiter__(self) -> AsyncWatchStream:
+        return self
+
+    async def __anext__(self) -> Change:
+        while not self._buffer:
+            if self._closed:
+                raise StopAsyncIteration
+            await self._pump()
+        return self._buffer.popleft()
+
+    async def _pump(self) -> None:
+        """Read until at least one change is buffered or the connection ends."""
+        if self._lines is None:
+            await self._connect()
+            return
+        heard, clean = False, True
+        try:
+            async for line in self._lines:
+                heard = True
+                event = self._parser.feed(line)
+                if event is not None:
+                    self._buffer.extend(self._cursor.take(event))
+                    if self._buffer:
+                        return
+        except Resume:
+            heard = True
+        except httpx.HTTPError:
+            clean = False  # the connection dropped: resume below
+        except Exception:
+            if not self._closed:
+                raise
+        await self._drop()
+        if not self._closed:
+            self._cursor.reconnects += 1
+            await asyncio.sleep(self._pause(heard, clean))
+
+    def _pause(self, heard: bool, clean: bool) -> float:
+        """Seconds to wait before reconnecting; gives up on a server that sends nothing."""
+        if heard:
+            self._silent = 0
+            return 0.0
+        if not clean:  # dropped while idle: come back soon, but never in a busy loop
+            return self._client._delay(0)
+        self._silent += 1
+        if self._silent > self._client.retries:
+            raise Unavailable("the watch stream keeps ending without sending anything")
+        return self._client._delay(self._silent - 1)
+
+    async def _connect(self) -> None:
+        response = await self._client._send(self._cursor.call(), stream=True)
+        if self._closed:
+            await response.aclose()
+            return
+        self._response = response
+        self._lines = response.aiter_lines()
+        self._parser = EventParser()
+
+    async def _drop(self) -> None:
+        response, self._response, self._lines = self._response, None, None
+        if response is not None:
+            await response.aclose()
+
+    async def close(self) -> None:
+        """End the stream."""
+        self._closed = True
+        await self._drop()
+
+    async def __aenter__(self) -> AsyncWatchStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,382 @@
+"""``Client``: the blocking HTTP client, method for method the same as ``Memory``."""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import httpx
+
+from memory.client._base import (
+    RETRY_STATUSES,
+    BaseClient,
+    Call,
+    error_from_response,
+    import_chunks,
+)
+from memory.client._watch import EventParser, Resume, WatchCursor
+from memory.errors import Unavailable
+from memory.models import (
+    ApiKeyCreated,
+    ApiKeyInfo,
+    Change,
+    Compare,
+    DeleteOp,
+    GetOp,
+    Grant,
+    Hit,
+    Item,
+    ListPage,
+    PutOp,
+    TxnResult,
+)
+
+__all__ = ["Client", "WatchStream"]
+
+T = TypeVar("T")
+
+
+class Client(BaseClient):
+    """A hivemem server seen through one API key, with the methods of ``Memory``.
+
+    Errors are the engine's own classes (``Conflict``, ``NotFound``, …); a server that
+    cannot be reached is ``Unavailable``. Reads and compare-and-swap writes are retried
+    on connection errors and 502/503/504; plain writes never are.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        http_client: httpx.Client | None = None,
+        retries: int = 3,
+    ) -> None:
+        super().__init__(base_url, api_key, timeout=timeout, retries=retries)
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client(transport=transport, timeout=timeout)
+
+    # -- sending ---------------------------------------------------------------------
+    def _send(self, call: Call[Any], *, stream: bool = False) -> httpx.Response:
+        """Send ``call`` (again, if it is safe and failed transiently); raise its error."""
+        attempts = self._attempts(call)
+        for attempt in range(attempts):
+            request = self._http.build_request(
+                call.method,
+                self._url(call.path),
+                params=tuple(call.params),
+                content=call.content,
+                headers=self._headers(call),
+            )
+            try:
+                response = self._http.send(request, stream=stream)
+            except httpx.TransportError as exc:
+                if attempt + 1 < attempts:
+                    time.sleep(self._delay(attempt))
+                    continue
+                raise self._unavailable(exc) from exc
+            if response.status_code in RETRY_STATUSES and attempt + 1 < attempts:
+                response.close()
+                time.sleep(self._delay(attempt, response))
+                continue
+            if response.status_code >= 400:
+                try:
+                    response.read()
+                except httpx.TransportError as exc:
+                    raise self._unavailable(exc) from exc
+                finally:
+                    response.close()
+                raise error_from_response(response)
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _call(self, call: Call[T]) -> T:
+        return call.parse(self._send(call))
+
+    def close(self) -> None:
+        """Close the connection pool (unless it was passed in by the caller)."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- identity and revisions ------------------------------------------------------
+    @property
+    def principal(self) -> str:
+        """The principal this client's API key belongs to."""
+        if self._principal is None:
+            self._principal = self._call(self._whoami_call())
+        return self._principal
+
+    @property
+    def revision(self) -> int:
+        """The latest committed revision."""
+        return int(self._call(self._revision_call())["revision"])
+
+    @property
+    def compacted_revision(self) -> int:
+        """History below this revision is gone (0 if never compacted)."""
+        return int(self._call(self._revision_call())["compacted_revision"])
+
+    # -- writes ----------------------------------------------------------------------
+    def put(
+        self,
+        namespace: str,
+        key: str,
+        value: Any,
+        *,
+        text: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        if_version: int | None = None,
+        merge: str = "replace",
+        base_version: int | None = None,
+        on_conflict: str | None = None,
+        ttl: float | None = None,
+        vector: Sequence[float] | None = None,
+    ) -> Item:
+        """Write one item and return the version written (see ``Memory.put``)."""
+        return self._call(
+            self._put_call(
+                namespace,
+                key,
+                value,
+                text=text,
+                metadata=metadata,
+                if_version=if_version,
+                merge=merge,
+                base_version=base_version,
+                on_conflict=on_conflict,
+                ttl=ttl,
+                vector=vector,
+            )
+        )
+
+    def put_many(self, ops: Sequence[PutOp | dict[str, Any]]) -> list[Item]:
+        """Write many items in one transaction (one revision), all or nothing."""
+        return self._call(self._put_many_call(ops))
+
+    def delete(self, namespace: str, key: str, if_version: int | None = None) -> Item:
+        """Delete an item, leaving a tombstone in history; returns the tombstone."""
+        return self._call(self._delete_call(namespace, key, if_version))
+
+    def txn(
+        self,
+        compare: Sequence[Compare | dict[str, Any]] = (),
+        success: Sequence[PutOp | DeleteOp | GetOp | dict[str, Any]] = (),
+        failure: Sequence[PutOp | DeleteOp | GetOp | dict[str, Any]] = (),
+    ) -> TxnResult:
+        """If every compare holds run ``success``, else ``failure``: one revision, atomic."""
+        return self._call(self._txn_call(compare, success, failure))
+
+    # -- reads -----------------------------------------------------------------------
+    def get(self, namespace: str, key: str, at_revision: int | None = None) -> Item:
+        """The current item, or the version visible at ``at_revision``."""
+        return self._call(self._get_call(namespace, key, at_revision))
+
+    def history(self, namespace: str, key: str) -> list[Item]:
+        """Every version of an item still in history, oldest first (tombstones too)."""
+        return self._call(self._history_call(namespace, key))
+
+    def list(
+        self,
+        prefix: str = "",
+        filter: dict[str, Any] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> ListPage:
+        """Live items under a namespace prefix, ordered by (namespace, key), paginated."""
+        return self._call(self._list_call(prefix, filter, limit, cursor))
+
+    def search(
+        self,
+        query: str | None = None,
+        namespaces: Sequence[str] | str | None = None,
+        k: int = 10,
+        mode: str = "hybrid",
+        filter: dict[str, Any] | None = None,
+        vector: Sequence[float] | None = None,
+    ) -> builtins.list[Hit]:
+        """Top-k items by ``vector``, ``keyword`` or ``hybrid`` relevance, best first."""
+        return self._call(self._search_call(query, namespaces, k, mode, filter, vector))
+
+    def watch(self, namespaces: Sequence[str] | str | None = None, since: int = 0) -> WatchStream:
+        """Changes under the prefixes with revision > ``since``: replayed, then live.
+
+        The stream reconnects by itself (after a dropped connection or ``Lagged``) from
+        the last revision it handed over; close it when done.
+        """
+        return WatchStream(self, WatchCursor(namespaces, since))
+
+    # -- maintenance -----------------------------------------------------------------
+    def compact(self, revision: int) -> int:
+        """Drop history below ``revision``; reads and watches below it raise Compacted."""
+        return self._call(self._compact_call(revision))
+
+    # -- principals, grants, keys ----------------------------------------------------
+    def grant(self, principal: str, prefix: str, permission: str) -> Grant:
+        """Give ``principal`` ``permission`` on every namespace under ``prefix``."""
+        return self._call(self._grant_call(principal, prefix, permission))
+
+    def revoke(self, principal: str, prefix: str) -> None:
+        """Remove ``principal``'s grant on ``prefix``."""
+        self._call(self._revoke_call(principal, prefix))
+
+    def grants(self, principal: str | None = None) -> builtins.list[Grant]:
+        """Grants visible to the caller."""
+        return self._call(self._grants_call(principal))
+
+    def create_key(self, principal: str) -> ApiKeyCreated:
+        """A new API key for ``principal``; the secret is returned only this once."""
+        return self._call(self._create_key_call(principal))
+
+    def revoke_key(self, key_id: str) -> None:
+        """Revoke an API key."""
+        self._call(self._revoke_key_call(key_id))
+
+    def keys(self, principal: str | None = None) -> builtins.list[ApiKeyInfo]:
+        """API keys (never their secrets)."""
+        return self._call(self._keys_call(principal))
+
+    # -- export / import -------------------------------------------------------------
+    def export(self, prefix: str = "", *, vectors: bool = True) -> Iterator[dict[str, Any]]:
+        """Current items under ``prefix`` as JSON-ready records, streamed."""
+        response = self._send(self._export_call(prefix, vectors), stream=True)
+        try:
+            for line in response.iter_lines():
+                if line.strip():
+                    yield json.loads(line)
+        except httpx.TransportError as exc:
+            raise self._unavailable(exc) from exc
+        finally:
+            response.close()
+
+    def import_items(self, records: Iterable[dict[str, Any]], batch: int = 500) -> int:
+        """Write exported records back (one request and one revision per ``batch``)."""
+        return sum(self._call(self._import_call(chunk)) for chunk in import_chunks(records, batch))
+
+
+class WatchStream:
+    """An iterator of ``Change`` over a server's watch stream that resumes by itself.
+
+    ``reconnects`` counts the times it resumed; ``close()`` (from any thread) ends it.
+    """
+
+    def __init__(self, client: Client, cursor: WatchCursor) -> None:
+        self._client = client
+        self._cursor = cursor
+        self._buffer: deque[Change] = deque()
+        self._response: httpx.Response | None = None
+        self._lines: Iterator[str] | None = None
+        self._parser = EventParser()
+        self._silent = 0
+        self._closed = False
+        self._lock = threading.Lock()  # guards _response and _lines
+        self._reading = threading.Lock()  # held while a thread reads the stream
+
+    @property
+    def last_revision(self) -> int:
+        """The last revision handed over (resume from here)."""
+        return self._cursor.last
+
+    @property
+    def reconnects(self) -> int:
+        return self._cursor.reconnects
+
+    def __iter__(self) -> WatchStream:
+        return self
+
+    def __next__(self) -> Change:
+        while not self._buffer:
+            if self._closed:
+                raise StopIteration
+            self._pump()
+        return self._buffer.popleft()
+
+    def _pump(self) -> None:
+        """Read until at least one change is buffered or the connection ends."""
+        with self._reading:
+            if self._lines is None:
+                self._connect()
+                return
+            heard, clean = False, True
+            try:
+                for line in self._lines:
+                    heard = True
+                    event = self._parser.feed(line)
+                    if event is not None:
+                        self._buffer.extend(self._cursor.take(event))
+                        if self._buffer:
+                            return
+            except Resume:
+                heard = True
+            except httpx.HTTPError:
+                clean = False  # the connection dropped: resume below
+            except Exception:
+                if not self._closed:
+                    raise
+            self._drop()
+        if not self._closed:
+            self._cursor.reconnects += 1
+            time.sleep(self._pause(heard, clean))
+
+    def _pause(self, heard: bool, clean: bool) -> float:
+        """Seconds to wait before reconnecting; gives up on a server that sends nothing."""
+        if heard:
+            self._silent = 0
+            return 0.0
+        if not clean:  # dropped while idle: come back soon, but never in a busy loop
+            return self._client._delay(0)
+        self._silent += 1
+        if self._silent > self._client.retries:
+            raise Unavailable("the watch stream keeps ending without sending anything")
+        return self._client._delay(self._silent - 1)
+
+    def _connect(self) -> None:
+        response = self._client._send(self._cursor.call(), stream=True)
+        with self._lock:
+            if self._closed:
+                response.close()
+                return
+            self._response = response
+            self._lines = response.iter_lines()
+            self._parser = EventParser()
+
+    def _drop(self) -> None:
+        with self._lock:
+            response, self._response, self._lines = self._response, None, None
+        if response is not None:
+            response.close()
+
+    def close(self) -> None:
+        """End the stream; an iteration blocked in another thread stops."""
+        self._closed = True
+        with self._lock:
+            response = self._response
+        if response is not None:
+            # A read blocked in another thread only returns when its socket is shut.
+            stream = response.extensions.get("network_stream")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+        with self._reading:
+            self._drop()
+
+    def __enter__(self) -> WatchStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

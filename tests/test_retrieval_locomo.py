@@ -1,0 +1,75 @@
+"""Retrieval quality on the LoCoMo development split with the real MiniLM model.
+
+One namespace per conversation, one item per turn (text with speaker, date and image
+caption); every question with evidence is a query scoped to its conversation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.locomo import load_conversations, turn_text
+from memory import Memory
+from memory.embed import default_embedder
+
+# Floors set from measured values (see bench/RESULTS.md), a little below them so that
+# only a real regression fails.
+KEYWORD_FLOOR_AT_10 = 0.63
+
+
+@pytest.fixture(scope="module")
+def recall_by_mode(tmp_path_factory) -> dict[str, dict[int, float]]:  # type: ignore[no-untyped-def]
+    convs = load_conversations()
+    embedder = default_embedder()
+    mem = Memory.open(
+        str(tmp_path_factory.mktemp("locomo")),
+        embedder=embedder,
+        durability="off",
+        reaper_interval=None,
+    )
+    try:
+        for conv in convs:  # items embedded by the engine itself, through the real model
+            mem.put_many(
+                [
+                    {"namespace": conv.namespace, "key": t.dia_id, "value": turn_text(t)}
+                    for t in conv.turns
+                ]
+            )
+        questions = [(c.namespace, q) for c in convs for q in c.questions]
+        qvec = embedder.embed([q.question for _, q in questions])
+        found: dict[str, dict[int, float]] = {
+            m: {5: 0.0, 10: 0.0} for m in ("vector", "keyword", "hybrid")
+        }
+        for (ns, q), vec in zip(questions, qvec, strict=True):
+            for mode in found:
+                hits = mem.search(
+                    q.question,
+                    vector=vec if mode != "keyword" else None,
+                    namespaces=[ns],
+                    k=10,
+                    mode=mode,
+                )
+                keys = [h.item.key for h in hits]
+                for k in (5, 10):
+                    found[mode][k] += len(set(keys[:k]) & set(q.evidence)) / len(q.evidence)
+        return {m: {k: v / len(questions) for k, v in r.items()} for m, r in found.items()}
+    finally:
+        mem.close()
+
+
+@pytest.mark.model
+def test_hybrid_beats_keyword_which_beats_the_floor(recall_by_mode) -> None:  # type: ignore[no-untyped-def]
+    r = recall_by_mode
+    print({m: {k: round(v, 3) for k, v in x.items()} for m, x in r.items()})
+    assert r["keyword"][10] >= KEYWORD_FLOOR_AT_10
+    assert r["hybrid"][10] >= r["keyword"][10]
+    assert r["hybrid"][10] > r["vector"][10]
+
+
+@pytest.mark.model
+def test_the_real_model_embeds_offline_into_unit_vectors() -> None:
+    vectors = default_embedder().embed(["Deploy on Friday", "When is the deploy?"])
+    assert vectors.shape == (2, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert float(vectors[0] @ vectors[1]) > 0.5
