@@ -69,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
             results["http"] = http.run(quick=args.quick)
     results["meta"] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": (
+            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        ),
     }
     results_path.write_text(json.dumps(results, indent=2) + "\n")
     if "search" in results:
