@@ -185,10 +185,10 @@ class SQLiteLog:
         return con
 
     def _r(self) -> sqlite3.Connection:
+        if self._closed:
+            raise Unavailable("the store is closed")
         con = getattr(self._local, "con", None)
         if con is None:
-            if self._closed:
-                raise Unavailable("the log is closed")
             con = self._connect()
             con.execute("PRAGMA query_only = 1")
             self._local.con = con
@@ -214,6 +214,8 @@ class SQLiteLog:
     # -- writing -------------------------------------------------------------------
     def commit(self, author: str, plan: Plan) -> tuple[int, list[Row], Any]:
         with self._wlock:
+            if self._closed:
+                raise Unavailable("the store is closed")
             con = self._w
             con.execute("BEGIN IMMEDIATE")
             try:
