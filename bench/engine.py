@@ -282,6 +282,31 @@ def put_batch(batches: int = 20, size: int = 1000) -> Result:
         raw.executemany("INSERT INTO fts (text) VALUES (?)", [(r[3],) for r in chunk])
         raw.execute("COMMIT")
 
+    from memory.log.sqlite import SQLiteLog
+
+    schema = SQLiteLog(f"{path}/schema.db")  # hivemem's own tables, written by hand
+    same = schema._w
+
+    def bare_schema(b: int) -> None:
+        chunk = rows[b * size : (b + 1) * size]
+        now = time.time()
+        base = b * size + 1
+        same.execute("BEGIN IMMEDIATE")
+        same.executemany(
+            "INSERT INTO changes VALUES (?,?,'put',?,?,1,NULL,?,?,?,?,'bench',?,?,NULL)",
+            [(base + i, b + 1, *r, now, now) for i, r in enumerate(chunk)],
+        )
+        same.executemany(
+            "INSERT INTO fts (rowid, text) VALUES (?, ?)",
+            [(base + i, r[3]) for i, r in enumerate(chunk)],
+        )
+        same.executemany(
+            "INSERT INTO items VALUES (?,?,?,1,?,1,NULL)",
+            [(r[0], r[1], base + i, b + 1) for i, r in enumerate(chunk)],
+        )
+        same.execute("INSERT INTO revisions VALUES (?, 'bench', ?, ?)", (b + 1, now, size))
+        same.execute("COMMIT")
+
     def hive(b: int) -> None:
         lo = b * size
         mem.put_many(
@@ -306,6 +331,8 @@ def put_batch(batches: int = 20, size: int = 1000) -> Result:
     result: Result = {f"{k}_items_per_s": v for k, v in out.items()}
     result["ratio_vs_bare"] = out["hivemem"] / out["bare"]
     result["ratio_vs_bare_with_fts"] = out["hivemem"] / out["bare_fts"]
+    result["ratio_vs_bare_schema"] = out["hivemem"] / out["bare_schema"]
+    schema.close()
     mem.close()
     shutil.rmtree(path, ignore_errors=True)
     return result
