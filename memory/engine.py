@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -428,6 +429,7 @@ class Memory:
             self._core.acl.require(self.principal, namespace, permission)
 
     def _scopes(self, prefixes: Sequence[str] | str | None, field: str) -> list[str]:
+        single = prefixes is None or isinstance(prefixes, str)
         if prefixes is None:
             prefixes = [""]
         elif isinstance(prefixes, str):
@@ -436,7 +438,7 @@ class Memory:
             raise InvalidInput(field, "must be a list of namespace prefixes")
         scopes: list[str] = []
         for i, p in enumerate(prefixes):
-            prefix = check_prefix(p, f"{field}[{i}]")
+            prefix = check_prefix(p, field if single else f"{field}[{i}]")
             if self._superuser:
                 scopes.append(prefix)
             else:
@@ -902,11 +904,23 @@ class Memory:
             fields = ("namespace", "key", "value", "text", "metadata", "vector")
             chunk.append({f: rec[f] for f in fields if f in rec})
             if len(chunk) >= batch:
-                count += len(self.put_many(chunk))
+                count += self._import_chunk(chunk, n + 1 - len(chunk))
                 chunk = []
         if chunk:
-            count += len(self.put_many(chunk))
+            count += self._import_chunk(chunk, count)
         return count
+
+    def _import_chunk(self, chunk: list[dict[str, Any]], first: int) -> int:
+        try:
+            return len(self._run([], chunk, [], field="records").results)
+        except InvalidInput as exc:
+            match = re.match(r"records\[(\d+)\]", exc.field)
+            if match:  # name the record by its place in the whole import
+                where = f"records[{first + int(match.group(1))}]"
+                exc.field = where + exc.field[match.end() :]
+                exc.detail = f"{exc.field}: {exc.detail.split(': ', 1)[-1]}"
+                exc.args = (exc.detail,)
+            raise
 
 
 def _check_version(value: Any, field: str) -> None:

@@ -1,0 +1,156 @@
+"""The app factory: ``create_app(settings)`` opens the store and mounts every route."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.metrics import Metrics, MetricsMiddleware
+from api.problems import document_problems, install_handlers, problem_response
+from api.routes import ROUTERS
+from api.settings import Settings
+from memory import Memory, __version__
+from memory.errors import PayloadTooLarge
+
+__all__ = ["create_app", "bootstrap", "BodyLimitMiddleware"]
+
+DESCRIPTION = """\
+A versioned, conflict-safe shared memory for multi-agent systems.
+
+Every `/v1` route needs `Authorization: Bearer <API key>`. Errors are RFC 9457
+`application/problem+json` bodies whose `type` names the error (`/problems/conflict`, …).
+"""
+
+
+def create_app(settings: Settings | None = None, memory: Memory | None = None) -> FastAPI:
+    """The REST app over ``memory`` (or over the store in ``settings.data_dir``).
+
+    A store the app opens itself is closed on shutdown; an injected one belongs to the
+    caller. An empty store is bootstrapped with an admin key (see ``bootstrap``).
+    """
+    settings = settings if settings is not None else Settings.from_env()
+    owned = memory is None
+    if memory is None:
+        memory = Memory.open(
+            settings.data_dir, durability=settings.durability, watch_queue=settings.watch_queue
+        )
+    try:
+        bootstrap(memory, settings)
+    except BaseException:
+        if owned:
+            memory.close()
+        raise
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            memory.close()
+
+    app = FastAPI(
+        title="hivemem",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.memory = memory
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    install_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    for router in ROUTERS:
+        app.include_router(router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def bootstrap(root: Memory, settings: Settings) -> str | None:
+    """Give an empty store (no API keys at all) an ``admin`` principal and key.
+
+    The key is ``settings.admin_key`` when set; otherwise a new one, printed once to
+    stderr and returned. With several workers, call this once in the parent before
+    they start: two workers racing on an empty store would each print a key.
+    """
+    if root.keys():
+        return None
+    root.grant("admin", "", "admin")
+    if settings.admin_key:
+        try:
+            root.import_key("admin", settings.admin_key)
+        except Exception:
+            if not root.keys():
+                raise
+            # another worker on the same store registered it first
+        return None
+    created = root.create_key("admin")
+    print(
+        "hivemem: created the first API key, for principal 'admin' (admin of everything).\n"
+        f"hivemem: it is shown only this once; store it now:\n\n    {created.secret}\n",
+        file=sys.stderr,
+        flush=True,
+    )
+    return created.secret
+
+
+class BodyLimitMiddleware:
+    """Rejects a request body over ``max_bytes`` with 413, by header or by counting."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        declared = headers.get(b"content-length")
+        if declared is not None:
+            # The server delivers no more than Content-Length bytes: the header is enough.
+            if not declared.isdigit() or int(declared) <= self.max_bytes:
+                await self.app(scope, receive, send)
+            else:
+                await self._reject(scope, receive, send)
+            return
+        if b"transfer-encoding" not in headers:  # no body at all
+            await self.app(scope, receive, send)
+            return
+        first: list[Message] = []
+        size = 0
+        while True:  # a chunked body: read it all now, it is small or it is refused
+            message = await receive()
+            first.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.max_bytes:
+                await self._reject(scope, receive, send)
+                return
+            if not message.get("more_body", False):
+                break
+        body = b"".join(m.get("body", b"") for m in first if m["type"] == "http.request")
+        replay: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
+        replay += [m for m in first if m["type"] != "http.request"]
+
+        async def replaying_receive() -> Message:
+            return replay.pop(0) if replay else await receive()
+
+        await self.app(scope, replaying_receive, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        err = PayloadTooLarge("body", f"larger than the limit of {self.max_bytes} bytes")
+        response = problem_response(err)
+        response.headers["Connection"] = "close"
+        await response(scope, receive, send)

@@ -1,0 +1,17 @@
+"""One router per resource; ``ROUTERS`` is what the app mounts."""
+
+from __future__ import annotations
+
+from api.routes import access, health, items, maintenance, search, txn, watch
+
+__all__ = ["ROUTERS"]
+
+ROUTERS = [
+    items.router,
+    search.router,
+    txn.router,
+    watch.router,
+    maintenance.router,
+    access.router,
+    health.router,
+]

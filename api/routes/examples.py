@@ -1,0 +1,63 @@
+"""Example payloads shown in the OpenAPI document (one per operation, at least)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ITEM", "TOMBSTONE", "HIT", "CHANGE", "GRANT", "KEY_INFO", "KEY_CREATED", "ok"]
+
+ITEM: dict[str, Any] = {
+    "namespace": "team/notes",
+    "key": "deploy-plan",
+    "value": {"step": 2, "owner": "ops"},
+    "text": "Deploy on Friday after the freeze",
+    "metadata": {"kind": "plan", "priority": 2},
+    "version": 2,
+    "revision": 42,
+    "author": "planner",
+    "created_at": "2025-01-06T09:00:00Z",
+    "updated_at": "2025-01-06T09:30:00Z",
+    "expires_at": None,
+    "deleted": False,
+}
+TOMBSTONE: dict[str, Any] = {
+    **ITEM,
+    "value": None,
+    "text": None,
+    "metadata": {},
+    "version": 3,
+    "revision": 43,
+    "deleted": True,
+}
+HIT: dict[str, Any] = {"item": ITEM, "score": 0.8731}
+CHANGE: dict[str, Any] = {
+    "revision": 42,
+    "op": "put",
+    "namespace": "team/notes",
+    "key": "deploy-plan",
+    "version": 2,
+    "prev_version": 1,
+    "item": ITEM,
+    "author": "planner",
+    "time": "2025-01-06T09:30:00Z",
+}
+GRANT: dict[str, Any] = {"principal": "planner", "prefix": "team", "permission": "write"}
+KEY_INFO: dict[str, Any] = {
+    "id": "3f9c2a1b7d4e5f60",
+    "principal": "planner",
+    "created_at": "2025-01-06T09:00:00Z",
+    "revoked_at": None,
+}
+KEY_CREATED: dict[str, Any] = {
+    "id": "3f9c2a1b7d4e5f60",
+    "principal": "planner",
+    "secret": "hm_3f9c2a1b7d4e5f60_Jx1Yq0n4cB7v2Kd9sL3mP8rT5wZ6aE0uH1gF4iO7yXk",
+    "created_at": "2025-01-06T09:00:00Z",
+}
+
+
+def ok(
+    example: Any, status: int = 200, media_type: str = "application/json"
+) -> dict[int | str, Any]:
+    """An OpenAPI ``responses`` entry carrying ``example`` for a success status."""
+    return {status: {"content": {media_type: {"example": example}}}}

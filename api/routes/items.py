@@ -1,0 +1,162 @@
+"""Items: put, get, delete, history and list.
+
+The namespace is a path and the key is always the last segment (keys never contain
+``/``), so ``/v1/items/team/project/notes/deploy-plan`` is key ``deploy-plan`` in
+namespace ``team/project/notes``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import Caller
+from api.problems import problem_responses
+from api.routes.examples import ITEM, TOMBSTONE, ok
+from memory.errors import InvalidInput
+from memory.models import Item, ListPage
+
+__all__ = ["router", "PutBody"]
+
+router = APIRouter(tags=["items"])
+ITEM_PATH = "/v1/items/{namespace:path}/{key}"
+
+
+class PutBody(BaseModel):
+    """The body of ``PUT /v1/items/{namespace}/{key}``: the options of ``Memory.put``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    value: Any = Field(description="Any JSON value (required; null allowed).")
+    text: str | None = Field(None, description="What is embedded and keyword-indexed.")
+    metadata: dict[str, Any] | None = Field(
+        None, description="Flat object of scalars or scalar lists, used by filters."
+    )
+    if_version: int | None = Field(
+        None, description="Compare-and-swap: write only if the live version is this (0: absent)."
+    )
+    merge: Literal["replace", "patch", "three_way"] = "replace"
+    base_version: int | None = Field(None, description="Required with merge='three_way'.")
+    on_conflict: Literal["ours", "theirs"] | None = None
+    ttl: float | None = Field(None, description="Seconds to live.")
+    vector: list[float] | None = Field(None, description="A vector instead of embedding text.")
+
+
+PUT_EXAMPLES = {
+    "replace": {
+        "summary": "Write a value with text and metadata",
+        "value": {
+            "value": {"step": 2, "owner": "ops"},
+            "text": "Deploy on Friday after the freeze",
+            "metadata": {"kind": "plan", "priority": 2},
+        },
+    },
+    "cas": {
+        "summary": "Compare-and-swap: only if the current version is 1",
+        "value": {"value": {"step": 2}, "if_version": 1},
+    },
+    "three_way": {
+        "summary": "Three-way merge against the version the caller read",
+        "value": {"value": {"step": 3}, "merge": "three_way", "base_version": 1},
+    },
+}
+
+
+@router.put(
+    ITEM_PATH,
+    summary="Write an item",
+    responses={**ok(ITEM), **problem_responses(401, 403, 409, 413, 422)},
+)
+def put_item(
+    mem: Caller,
+    namespace: str,
+    key: str,
+    body: Annotated[PutBody, Body(openapi_examples=PUT_EXAMPLES)],
+) -> Item:
+    """Write one version of an item (last-writer-wins unless ``if_version`` or a merge)."""
+    return mem.put(namespace, key, **body.model_dump())
+
+
+@router.get(
+    ITEM_PATH,
+    summary="Read an item",
+    responses={**ok(ITEM), **problem_responses(401, 404, 410, 422)},
+)
+def get_item(
+    mem: Caller,
+    namespace: str,
+    key: str,
+    at_revision: Annotated[
+        int | None, Query(description="Read the version visible at this revision.", examples=[40])
+    ] = None,
+) -> Item:
+    """The current version, or the one visible at ``at_revision``."""
+    return mem.get(namespace, key, at_revision=at_revision)
+
+
+@router.delete(
+    ITEM_PATH,
+    summary="Delete an item",
+    responses={**ok(TOMBSTONE), **problem_responses(401, 403, 404, 409, 422)},
+)
+def delete_item(
+    mem: Caller,
+    namespace: str,
+    key: str,
+    if_version: Annotated[
+        int | None, Query(description="Delete only if the live version is this.", examples=[2])
+    ] = None,
+) -> Item:
+    """Leave a tombstone (history is kept); returns the tombstone."""
+    return mem.delete(namespace, key, if_version=if_version)
+
+
+@router.get(
+    "/v1/history/{namespace:path}/{key}",
+    summary="Every version of an item",
+    responses={**ok([{**ITEM, "version": 1, "revision": 40}, ITEM]), **problem_responses(401, 404)},
+)
+def history(mem: Caller, namespace: str, key: str) -> list[Item]:
+    """Every version still in history, oldest first, tombstones included."""
+    return mem.history(namespace, key)
+
+
+@router.get(
+    "/v1/items",
+    summary="List items",
+    responses={
+        **ok({"items": [ITEM], "cursor": "WyJ0ZWFtL25vdGVzIiwiZGVwbG95LXBsYW4iXQ"}),
+        **problem_responses(401, 422),
+    },
+)
+def list_items(
+    mem: Caller,
+    prefix: Annotated[str, Query(description="Namespace prefix.", examples=["team"])] = "",
+    limit: Annotated[int, Query(description="Page size, 1 to 1000.")] = 100,
+    cursor: Annotated[str | None, Query(description="From the previous page.")] = None,
+    filter: Annotated[
+        str | None,
+        Query(
+            description='Metadata filter as a JSON object, e.g. {"priority": {"$gte": 2}}.',
+            examples=['{"kind": "plan"}'],
+        ),
+    ] = None,
+) -> ListPage:
+    """Live items under ``prefix`` that the caller may read, by (namespace, key)."""
+    return mem.list(prefix, filter=parse_json_filter(filter), limit=limit, cursor=cursor)
+
+
+def parse_json_filter(raw: str | None) -> dict[str, Any] | None:
+    """The ``filter`` query parameter: a JSON object (validated by the engine)."""
+    if raw is None or raw == "":
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise InvalidInput("filter", "is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidInput("filter", "must be a JSON object")
+    return value
