@@ -41,6 +41,8 @@ from memory.watch import Subscription
 
 __all__ = [
     "Memory",
+    "Client",
+    "AsyncClient",
     "Embedder",
     "MiniLMEmbedder",
     "Subscription",
@@ -71,3 +73,12 @@ __all__ = [
     "ApiKeyCreated",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:
+    # The HTTP client (and httpx) load only when asked for.
+    if name in ("Client", "AsyncClient"):
+        from memory import client
+
+        return getattr(client, name)
+    raise AttributeError(f"module 'memory' has no attribute {name!r}")

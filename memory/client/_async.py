@@ -24,7 +24,7 @@ from memory.client._base import (
     import_chunks,
 )
 from memory.client._watch import EventParser, Resume, WatchCursor
-from memory.errors import Unavailable
+from memory.errors import HivememError, Unavailable
 from memory.models import (
     ApiKeyCreated,
     ApiKeyInfo,
@@ -328,6 +328,10 @@ class AsyncWatchStream:
             heard = True
         except httpx.HTTPError:
             clean = False  # the connection dropped: resume below
+        except HivememError:  # the server ended the stream for good (e.g. Compacted)
+            self._closed = True
+            await self._drop()
+            raise
         except Exception:
             if not self._closed:
                 raise
@@ -365,6 +369,7 @@ class AsyncWatchStream:
     async def close(self) -> None:
         """End the stream."""
         self._closed = True
+        self._buffer.clear()
         await self._drop()
 
     async def __aenter__(self) -> AsyncWatchStream:

@@ -89,6 +89,8 @@ class Call(Generic[T]):
 def error_from_problem(status: int, body: Any) -> HivememError:
     """The ``HivememError`` a problem+json body (or any error body) stands for."""
     if isinstance(body, dict):
+        if isinstance(body.get("status"), int):
+            status = body["status"]
         ptype = body.get("type")
         if isinstance(ptype, str):
             cls = ERRORS_BY_TYPE.get(ptype.rstrip("/").rsplit("/", 1)[-1])
@@ -116,11 +118,11 @@ def error_from_response(response: httpx.Response) -> HivememError:
 
 
 def _model(model: type[BaseModel]) -> Callable[[httpx.Response], Any]:
-    return lambda r: model.model_validate(r.json())
+    return lambda r: model.model_validate_json(r.content)
 
 
 def _many(adapter: TypeAdapter[Any]) -> Callable[[httpx.Response], Any]:
-    return lambda r: adapter.validate_python(r.json())
+    return lambda r: adapter.validate_json(r.content)
 
 
 def _nothing(_: httpx.Response) -> None:

@@ -22,7 +22,7 @@ from memory.client._base import (
     import_chunks,
 )
 from memory.client._watch import EventParser, Resume, WatchCursor
-from memory.errors import Unavailable
+from memory.errors import HivememError, Unavailable
 from memory.models import (
     ApiKeyCreated,
     ApiKeyInfo,
@@ -324,6 +324,10 @@ class WatchStream:
                 heard = True
             except httpx.HTTPError:
                 clean = False  # the connection dropped: resume below
+            except HivememError:  # the server ended the stream for good (e.g. Compacted)
+                self._closed = True
+                self._drop()
+                raise
             except Exception:
                 if not self._closed:
                     raise
@@ -363,6 +367,7 @@ class WatchStream:
     def close(self) -> None:
         """End the stream; an iteration blocked in another thread stops."""
         self._closed = True
+        self._buffer.clear()
         with self._lock:
             response = self._response
         if response is not None:

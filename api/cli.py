@@ -1,0 +1,516 @@
+"""``hivemem``: run the server, or talk to one.
+
+    hivemem serve --data ./data --port 8080
+    hivemem put team/notes plan '{"step": 1}' --text "Deploy on Friday"
+    hivemem search "when is the deploy?" --ns team
+    hivemem export --prefix team -o team.jsonl && hivemem import team.jsonl
+
+Configuration, strongest first: flags; environment (``HIVEMEM_URL``,
+``HIVEMEM_API_KEY``, ``HIVEMEM_DATA``, ``HIVEMEM_HOST``, ``HIVEMEM_PORT``,
+``HIVEMEM_DURABILITY``, ``HIVEMEM_ADMIN_KEY``, ``HIVEMEM_WORKERS``, and every other
+``HIVEMEM_<SETTING>`` of ``api.settings.Settings``); a TOML file (``--config FILE``,
+``HIVEMEM_CONFIG`` or ``~/.config/hivemem/config.toml``) with the same names in
+lowercase (``url``, ``api_key``, ``data``, ``port``, …); then the defaults.
+
+Results are JSON on stdout (lists as JSON Lines); errors are one line on stderr and a
+non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import IO, Any
+
+from api.settings import Settings
+from memory.client import Client
+from memory.errors import Conflict, HivememError, InvalidInput
+
+__all__ = ["main", "build_parser", "load_config", "client_options", "server_settings"]
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_CONFIG = "~/.config/hivemem/config.toml"
+_WORKER_SETTINGS = "HIVEMEM_SERVE_SETTINGS"  # settings handed to --workers processes
+
+
+# -- configuration -------------------------------------------------------------------
+
+
+def load_config(path: str | None, env: Mapping[str, str]) -> dict[str, Any]:
+    """The TOML config file's table ({} when the default file does not exist)."""
+    explicit = path or env.get("HIVEMEM_CONFIG")
+    target = Path(explicit or DEFAULT_CONFIG).expanduser()
+    if not explicit and not target.is_file():
+        return {}
+    try:
+        with target.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise InvalidInput("config", f"cannot read {target}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput("config", f"{target} is not TOML: {exc}") from None
+
+
+def _pick(flag: Any, env: Mapping[str, str], names: Sequence[str], cfg: Any, default: Any) -> Any:
+    if flag is not None:
+        return flag
+    for name in names:
+        if env.get(name):
+            return env[name]
+    return cfg if cfg is not None else default
+
+
+def client_options(
+    args: argparse.Namespace, env: Mapping[str, str], cfg: Mapping[str, Any]
+) -> tuple[str, str | None]:
+    """(url, api_key) by precedence: flag, environment, config file, default."""
+    url = _pick(args.url, env, ["HIVEMEM_URL"], cfg.get("url"), DEFAULT_URL)
+    key = _pick(args.api_key, env, ["HIVEMEM_API_KEY"], cfg.get("api_key"), None)
+    return str(url), (str(key) if key else None)
+
+
+def server_settings(
+    args: argparse.Namespace, env: Mapping[str, str], cfg: Mapping[str, Any]
+) -> Settings:
+    """The server's ``Settings`` by precedence: flag, environment, config file, default."""
+    names = {f.name for f in fields(Settings)}
+    merged: dict[str, str] = {}
+    for name, value in cfg.items():  # the config file is the weakest source
+        field = "data_dir" if name == "data" else name
+        if field in names:
+            merged[f"HIVEMEM_{field.upper()}"] = str(value)
+    merged.update(env)
+    if env.get("HIVEMEM_DATA"):
+        merged["HIVEMEM_DATA_DIR"] = env["HIVEMEM_DATA"]
+    flags = {
+        "data_dir": args.data,
+        "host": args.host,
+        "port": args.port,
+        "durability": args.durability,
+        "admin_key": args.admin_key,
+    }
+    try:
+        return Settings.from_env(merged, **flags)
+    except ValueError as exc:
+        raise InvalidInput("settings", str(exc)) from None
+
+
+# -- progress --------------------------------------------------------------------------
+
+
+class Progress:
+    """A one-line counter on stderr: records, rate and elapsed time."""
+
+    def __init__(self, label: str, enabled: bool, stream: IO[str] | None = None) -> None:
+        self.label = label
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self.count = 0
+        self.started = time.monotonic()
+        self._drawn = 0.0
+
+    def update(self, count: int) -> None:
+        self.count = count
+        now = time.monotonic()
+        if self.enabled and now - self._drawn >= 0.1:
+            self._drawn = now
+            self._draw(now)
+
+    def _draw(self, now: float) -> None:
+        elapsed = max(now - self.started, 1e-9)
+        line = (
+            f"\r{self.label}: {self.count:,} records  {self.count / elapsed:,.0f}/s  "
+            f"{int(elapsed) // 60:d}:{elapsed % 60:04.1f}"
+        )
+        self.stream.write(line)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self._draw(time.monotonic())
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _progress(args: argparse.Namespace, label: str) -> Progress:
+    return Progress(label, bool(args.progress) or sys.stderr.isatty())
+
+
+# -- output --------------------------------------------------------------------------
+
+
+def _emit(obj: Any, out: IO[str]) -> None:
+    if hasattr(obj, "model_dump"):
+        obj = obj.model_dump(mode="json")
+    out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def _json_arg(raw: str, name: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise InvalidInput(
+            name, f"is not JSON: {raw!r} (quote a string value: '\"text\"')"
+        ) from None
+
+
+# -- client commands ---------------------------------------------------------------
+
+
+def _put(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    item = c.put(
+        a.namespace,
+        a.key,
+        _json_arg(a.value, "VALUE_JSON"),
+        text=a.text,
+        metadata=_json_arg(a.metadata, "--metadata") if a.metadata is not None else None,
+        if_version=a.if_version,
+        merge=a.merge,
+        base_version=a.base_version,
+        on_conflict=a.on_conflict,
+        ttl=a.ttl,
+    )
+    _emit(item, out)
+
+
+def _get(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    _emit(c.get(a.namespace, a.key, at_revision=a.at_revision), out)
+
+
+def _delete(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    _emit(c.delete(a.namespace, a.key, if_version=a.if_version), out)
+
+
+def _history(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    for item in c.history(a.namespace, a.key):
+        _emit(item, out)
+
+
+def _list(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    filt = _json_arg(a.filter, "--filter") if a.filter is not None else None
+    left, cursor = a.limit, None
+    while left > 0:
+        page = c.list(a.prefix, filter=filt, limit=min(left, 1000), cursor=cursor)
+        for item in page.items:
+            _emit(item, out)
+        left -= len(page.items)
+        cursor = page.cursor
+        if cursor is None:
+            return
+
+
+def _search(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    filt = _json_arg(a.filter, "--filter") if a.filter is not None else None
+    for hit in c.search(a.query, namespaces=a.ns, k=a.k, mode=a.mode, filter=filt):
+        _emit(hit, out)
+
+
+def _watch(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    with c.watch(a.ns, since=a.since) as stream:
+        for change in stream:
+            out.write(change.model_dump_json() + "\n")
+            out.flush()
+
+
+def _keys(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    if a.keys_command == "create":
+        _emit(c.create_key(a.principal), out)
+    elif a.keys_command == "revoke":
+        c.revoke_key(a.id)
+    else:
+        for info in c.keys(a.principal):
+            _emit(info, out)
+
+
+def _grant(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    if a.revoke:
+        c.revoke(a.principal, a.prefix)
+    elif a.permission is None:
+        raise InvalidInput("PERMISSION", "is required (read, write or admin) unless --revoke")
+    else:
+        _emit(c.grant(a.principal, a.prefix, a.permission), out)
+
+
+def _grants(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    for g in c.grants(a.principal):
+        _emit(g, out)
+
+
+def _whoami(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    _emit({"principal": c.principal, "url": c.base_url}, out)
+
+
+def _export(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    progress = _progress(a, "export")
+    target = open(a.output, "w", encoding="utf-8") if a.output else out  # noqa: SIM115
+    try:
+        for n, record in enumerate(c.export(a.prefix, vectors=not a.no_vectors), 1):
+            target.write(json.dumps(record, ensure_ascii=False) + "\n")
+            progress.update(n)
+    finally:
+        if target is not out:
+            target.close()
+        progress.close()
+
+
+def _records(stream: IO[str]) -> Iterator[dict[str, Any]]:
+    for n, line in enumerate(stream, 1):
+        if line.strip():
+            try:
+                yield json.loads(line)
+            except ValueError:
+                raise InvalidInput("FILE", f"line {n} is not JSON") from None
+
+
+def _import(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    from memory.client._base import import_chunks
+
+    progress = _progress(a, "import")
+    source = sys.stdin if a.file == "-" else open(a.file, encoding="utf-8")  # noqa: SIM115
+    total = 0
+    try:
+        for chunk in import_chunks(_records(source), a.batch):
+            total += c.import_items(chunk, batch=a.batch)
+            progress.update(total)
+    finally:
+        if source is not sys.stdin:
+            source.close()
+        progress.close()
+    _emit({"imported": total}, out)
+
+
+Command = Callable[[Client, argparse.Namespace, IO[str]], None]
+
+
+# -- serve ---------------------------------------------------------------------------
+
+
+def _bind(host: str, port: int) -> Any:
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on accepted sockets whose
+    # proto says TCP; with proto 0 every keep-alive request waits ~40 ms (delayed ACK).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InvalidInput("port", f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def worker_app() -> Any:
+    """The app of one ``--workers`` process (settings come from the parent)."""
+    from api.app import create_app
+
+    return create_app(Settings(**json.loads(os.environ[_WORKER_SETTINGS])))
+
+
+def serve(settings: Settings, workers: int = 1, log_level: str = "info") -> None:
+    """Run the REST server in this process (or ``workers`` processes on one socket)."""
+    import uvicorn
+
+    sock = _bind(settings.host, settings.port)
+    where = f"http://{settings.host}:{settings.port}"
+    print(f"hivemem: serving {settings.data_dir} on {where}", file=sys.stderr, flush=True)
+    if workers <= 1:
+        from api.app import create_app
+
+        config = uvicorn.Config(create_app(settings), log_level=log_level)
+        uvicorn.Server(config).run(sockets=[sock])
+        return
+    # Binding the socket here and handing it to the supervisor keeps TCP_NODELAY, which
+    # `uvicorn --workers` loses (see FACTS.md); every worker opens the same store.
+    import inspect
+
+    from uvicorn.supervisors import Multiprocess
+
+    os.environ[_WORKER_SETTINGS] = json.dumps(asdict(settings))
+    config = uvicorn.Config(
+        "api.cli:worker_app", factory=True, workers=workers, log_level=log_level
+    )
+    if "target" in inspect.signature(Multiprocess).parameters:  # uvicorn < 0.50
+        server = uvicorn.Server(config)
+        Multiprocess(config, target=server.run, sockets=[sock]).run()  # type: ignore[call-arg]
+    else:
+        Multiprocess(config, sockets=[sock]).run()
+
+
+# -- parser --------------------------------------------------------------------------
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options every subcommand accepts (before or after its name)."""
+    p = argparse.ArgumentParser(add_help=False)
+    sup = argparse.SUPPRESS
+    p.add_argument("--config", metavar="FILE", default=sup, help="TOML config file")
+    p.add_argument("--url", default=sup, help=f"server URL (default {DEFAULT_URL})")
+    p.add_argument("--api-key", default=sup, help="API key (Bearer token)")
+    p.add_argument("--timeout", type=float, default=sup, help="seconds per request")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``hivemem`` argument parser."""
+    # Two instances: parents share action objects, and the top level's defaults (None)
+    # must not leak into the subcommands' copies (SUPPRESS), or they would overwrite a
+    # flag given before the subcommand.
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="hivemem",
+        description="Versioned shared memory for multi-agent systems.",
+        parents=[_common()],
+    )
+    parser.set_defaults(config=None, url=None, api_key=None, timeout=30.0)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def cmd(name: str, func: Any, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    p = cmd("serve", None, "run the REST server")
+    p.add_argument("--data", help="data directory (default ./data)")
+    p.add_argument("--host", help="interface to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 8080)")
+    p.add_argument("--durability", choices=["full", "normal"], help="commit durability")
+    p.add_argument("--admin-key", help="API key of the 'admin' principal on a new store")
+    p.add_argument("--workers", type=int, help="worker processes on one socket (default 1)")
+    p.add_argument("--log-level", default="info", help="uvicorn log level")
+
+    p = cmd("put", _put, "write an item")
+    p.add_argument("namespace", metavar="NS")
+    p.add_argument("key", metavar="KEY")
+    p.add_argument("value", metavar="VALUE_JSON")
+    p.add_argument("--text")
+    p.add_argument("--metadata", metavar="JSON")
+    p.add_argument("--if-version", type=int, metavar="N")
+    p.add_argument("--merge", choices=["replace", "patch", "three_way"], default="replace")
+    p.add_argument("--base-version", type=int, metavar="N")
+    p.add_argument("--on-conflict", choices=["ours", "theirs"])
+    p.add_argument("--ttl", type=float, metavar="SECONDS")
+
+    p = cmd("get", _get, "read an item")
+    p.add_argument("namespace", metavar="NS")
+    p.add_argument("key", metavar="KEY")
+    p.add_argument("--at-revision", type=int, metavar="N")
+
+    p = cmd("delete", _delete, "delete an item (history is kept)")
+    p.add_argument("namespace", metavar="NS")
+    p.add_argument("key", metavar="KEY")
+    p.add_argument("--if-version", type=int, metavar="N")
+
+    p = cmd("history", _history, "every version of an item")
+    p.add_argument("namespace", metavar="NS")
+    p.add_argument("key", metavar="KEY")
+
+    p = cmd("list", _list, "items under a namespace prefix")
+    p.add_argument("--prefix", default="")
+    p.add_argument("--filter", metavar="JSON")
+    p.add_argument("--limit", type=int, default=100)
+
+    p = cmd("search", _search, "search by meaning and keywords")
+    p.add_argument("query", metavar="QUERY")
+    p.add_argument("--ns", action="append", metavar="PREFIX", help="repeatable")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--mode", choices=["hybrid", "vector", "keyword"], default="hybrid")
+    p.add_argument("--filter", metavar="JSON")
+
+    p = cmd("watch", _watch, "stream changes, one JSON line each")
+    p.add_argument("--ns", action="append", metavar="PREFIX", help="repeatable")
+    p.add_argument("--since", type=int, default=0, metavar="REVISION")
+
+    p = cmd("keys", _keys, "API keys")
+    keys = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
+    keys.add_parser("create", parents=[common], help="new key").add_argument("principal")
+    keys.add_parser("list", parents=[common], help="list keys").add_argument(
+        "--principal", default=None
+    )
+    keys.add_parser("revoke", parents=[common], help="revoke a key").add_argument("id")
+
+    p = cmd("grant", _grant, "grant (or --revoke) a permission on a prefix")
+    p.add_argument("principal", metavar="PRINCIPAL")
+    p.add_argument("prefix", metavar="PREFIX")
+    p.add_argument(
+        "permission", metavar="PERMISSION", nargs="?", choices=["read", "write", "admin"]
+    )
+    p.add_argument("--revoke", action="store_true", help="remove the grant instead")
+
+    p = cmd("grants", _grants, "list grants")
+    p.add_argument("principal", nargs="?")
+
+    cmd("whoami", _whoami, "the principal of the API key")
+
+    p = cmd("export", _export, "current items as JSON Lines")
+    p.add_argument("--prefix", default="")
+    p.add_argument("-o", "--output", metavar="FILE")
+    p.add_argument("--no-vectors", action="store_true")
+    p.add_argument("--progress", action="store_true", help="progress on stderr")
+
+    p = cmd("import", _import, "write JSON Lines records back ('-' reads stdin)")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--batch", type=int, default=500, help="records per request")
+    p.add_argument("--progress", action="store_true", help="progress on stderr")
+    return parser
+
+
+# -- entry point ---------------------------------------------------------------------
+
+
+def _report(err: HivememError) -> None:
+    print(f"hivemem: {err.title.lower()}: {err.detail}", file=sys.stderr)
+    if isinstance(err, Conflict):
+        for c in err.conflicts:
+            print(
+                f"  {c.path}: base={json.dumps(c.base)} ours={json.dumps(c.ours)} "
+                f"theirs={json.dumps(c.theirs)}",
+                file=sys.stderr,
+            )
+        if err.current is not None:
+            print(f"  current: {err.current.model_dump_json()}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    """Run the ``hivemem`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    env = os.environ if env is None else env
+    try:
+        cfg = load_config(args.config, env)
+        if args.command == "serve":
+            workers = int(_pick(args.workers, env, ["HIVEMEM_WORKERS"], cfg.get("workers"), 1))
+            serve(server_settings(args, env, cfg), workers=workers, log_level=args.log_level)
+            return 0
+        url, key = client_options(args, env, cfg)
+        with Client(url, key, timeout=args.timeout) as client:
+            args.func(client, args, sys.stdout)
+        return 0
+    except HivememError as err:
+        _report(err)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # stdout went away (``| head``): stop quietly, and keep Python from complaining
+        # when it flushes stdout on exit.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except OSError as exc:
+        print(f"hivemem: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,363 @@
+"""The embedded engine and the HTTP clients give the same results and the same errors.
+
+Each scenario runs on a fresh embedded ``Memory`` and on a fresh live server through
+``Client`` and ``AsyncClient``; the recorded outcomes (results without timestamps, or
+error classes with their key attributes) must be equal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from memory.models import Compare, DeleteOp, GetOp, PutOp
+from tests.client.conftest import ADMIN_KEY, LiveServer, open_memory
+from tests.client.sides import (
+    AsyncRemoteSide,
+    EmbeddedSide,
+    Recorder,
+    RemoteSide,
+    take,
+)
+
+pytestmark = pytest.mark.timeout(30)
+
+Scenario = Callable[[Any, Recorder], None]
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(fn: Scenario) -> Scenario:
+    SCENARIOS[fn.__name__] = fn
+    return fn
+
+
+# -- scenarios -----------------------------------------------------------------------
+
+
+@scenario
+def put_then_get_returns_the_written_version(side: Any, rec: Recorder) -> None:
+    m = side.mem
+    rec(m.put, "team/notes", "plan", {"step": 1}, text="Deploy on Friday", metadata={"k": "a"})
+    rec(m.put, "team/notes", "plan", {"step": 2})
+    rec(m.put, "team/notes", "plain", "a string value is its own text")
+    rec(m.put, "team/notes", "odd key: ?#%&+ é", [1, None, True, 2.5])
+    rec(m.get, "team/notes", "plan")
+    rec(m.get, "team/notes", "plan", at_revision=1)
+    rec(m.get, "team/notes", "plan", at_revision=0)
+    rec(m.get, "team/notes", "odd key: ?#%&+ é")
+    rec(m.get, "team/notes", "missing")
+    rec(m.get, "team/notes", "plan", at_revision=99)
+    rec(lambda: m.revision)
+    rec(lambda: m.compacted_revision)
+    rec(lambda: m.principal)
+    rec(m.put, "team/notes", "ttl", {"x": 1}, ttl=60)
+
+
+@scenario
+def compare_and_swap_conflicts_carry_the_current_item(side: Any, rec: Recorder) -> None:
+    m = side.mem
+    rec(m.put, "team/cas", "a", {"n": 1}, if_version=0)
+    rec(m.put, "team/cas", "a", {"n": 2}, if_version=0)
+    rec(m.put, "team/cas", "a", {"n": 2}, if_version=1)
+    rec(m.put, "team/cas", "a", {"n": 3}, if_version=1)
+    rec(m.delete, "team/cas", "a", if_version=7)
+    rec(m.delete, "team/cas", "a", if_version=2)
+    rec(m.put, "team/cas", "a", {"n": 4}, if_version=0)
+    assert rec.errors() == ["Conflict", "Conflict", "Conflict"]
+
+
+@scenario
+def merge_patch_and_three_way_merge(side: Any, rec: Recorder) -> None:
+    m = side.mem
+    rec(m.put, "team/doc", "d", {"title": "x", "tags": ["a"], "n": 1, "meta": {"o": 1}})
+    rec(m.put, "team/doc", "d", {"meta": {"o": None, "p": 2}}, merge="patch")
+    rec(m.put, "team/doc", "new", {"a": {"b": 1}}, merge="patch")
+    rec(m.put, "team/doc", "d", {"title": "theirs", "tags": ["a"], "n": 1, "meta": {"p": 2}})
+    # ours, based on version 2: a disjoint change merges
+    rec(
+        m.put,
+        "team/doc",
+        "d",
+        {"title": "x", "tags": ["a"], "n": 5, "meta": {"p": 2}},
+        merge="three_way",
+        base_version=2,
+    )
+    # an overlapping change is a conflict listing each path
+    ours = {"title": "ours", "tags": ["b"], "n": 1, "meta": {"p": 2}}
+    rec(m.put, "team/doc", "d", ours, merge="three_way", base_version=2)
+    rec(m.put, "team/doc", "d", ours, merge="three_way", base_version=2, on_conflict="ours")
+    rec(m.put, "team/doc", "d", ours, merge="three_way", base_version=2, on_conflict="theirs")
+    rec(m.put, "team/doc", "d", ours, merge="three_way")
+    rec(m.put, "team/doc", "d", ours, merge="three_way", base_version=99)
+    rec(m.put, "team/doc", "d", [1], merge="patch")
+    rec(m.history, "team/doc", "d")
+    assert rec.errors() == ["Conflict", "InvalidInput", "Conflict", "InvalidInput"]
+
+
+@scenario
+def delete_leaves_a_tombstone_in_history(side: Any, rec: Recorder) -> None:
+    m = side.mem
+    rec(m.put, "team/notes", "gone", "v1")
+    rec(m.put, "team/notes", "gone", "v2")
+    rec(m.delete, "team/notes", "gone")
+    rec(m.get, "team/notes", "gone")
+    rec(m.delete, "team/notes", "gone")
+    rec(m.history, "team/notes", "gone")
+    rec(m.get, "team/notes", "gone", at_revision=2)
+    rec(m.put, "team/notes", "gone", "v4")
+    rec(m.history, "team/notes", "gone")
+    rec(m.history, "team/notes", "never")
+    assert rec.errors() == ["NotFound", "NotFound", "NotFound"]
+
+
+@scenario
+def list_paginates_and_filters(side: Any, rec: Recorder) -> None:
+    m = side.mem
+    for i in range(7):
+        ns = "team/a" if i % 2 else "team/b"
+        rec(m.put, ns, f"k{i}", {"i": i}, metadata={"priority": i % 3, "kind": "note"})
+    rec(m.put, "other", "x", 1, metadata={"priority": 2})
+    cursor = None
+    for _ in range(5):
+        page = rec(m.list, "team", limit=3, cursor=cursor)
+        cursor = page.cursor
+        if cursor is None:
+            break
+    rec(m.list, "", filter={"priority": {"$gte": 2}})
+    rec(m.list, "team", {"kind": "note", "priority": {"$in": [0, 1]}}, 2)
+    rec(m.list)
+    rec(m.list, "team/a", filter={"priority": {"$regex": "x"}})
+    rec(m.list, "team", limit=0)
+    rec(m.list, "team", cursor="not-a-cursor")
+    rec(m.list, "Bad Prefix")
+    assert rec.errors() == ["InvalidInput"] * 4
+
+
+@scenario
+def search_in_every_mode_with_filters(side: Any, rec: Recorder) -> None:
+    m = side.mem
+    docs = [
+        ("team/ops", "deploy", "deploy the service on friday", {"kind": "plan", "p": 2}),
+        ("team/ops", "rollback", "rollback the deploy if errors rise", {"kind": "plan", "p": 1}),
+        ("team/dev", "lunch", "team lunch on friday at noon", {"kind": "social", "p": 0}),
+        ("other/x", "deploy2", "deploy elsewhere on friday", {"kind": "plan", "p": 3}),
+    ]
+    for ns, key, text, meta in docs:
+        rec(m.put, ns, key, {"key": key}, text=text, metadata=meta)
+    for mode in ("hybrid", "vector", "keyword"):
+        rec(m.search, "deploy on friday", mode=mode)
+        rec(m.search, "deploy on friday", namespaces=["team"], k=2, mode=mode)
+        rec(m.search, "friday", namespaces="team", mode=mode, filter={"kind": "plan"})
+        rec(m.search, "deploy", mode=mode, filter={"p": {"$gte": 2}})
+    rec(m.search, None, vector=[1.0] + [0.0] * 63, mode="vector", k=2)
+    rec(m.search, "deploy", k=0)
+    rec(m.search, "deploy", mode="fuzzy")
+    rec(m.search, None, mode="keyword")
+    rec(m.search)
+    rec(m.search, "x", vector=[1.0, 2.0], mode="vector")
+    rec(m.search, "x", filter={"p": {"$bogus": 1}})
+    assert rec.errors() == ["InvalidInput"] * 6
+
+
+@scenario
+def txn_runs_success_or_failure_in_one_revision(side: Any, rec: Recorder) -> None:
+    m = side.mem
+    claim = [Compare(namespace="team/tasks", key="t1", target="exists", value=False)]
+    take_it = [PutOp(namespace="team/tasks", key="t1", value={"owner": "a1"})]
+    look = [GetOp(namespace="team/tasks", key="t1")]
+    rec(m.txn, claim, take_it, look)
+    rec(m.txn, claim, take_it, look)
+    rec(
+        m.txn,
+        [{"namespace": "team/tasks", "key": "t1", "target": "version", "op": ">=", "value": 1}],
+        [
+            {"op": "put", "namespace": "team/tasks", "key": "t2", "value": 2},
+            {"op": "delete", "namespace": "team/tasks", "key": "t1"},
+            DeleteOp(namespace="team/tasks", key="t2"),
+        ],
+    )
+    rec(m.txn, [], [{"op": "put", "namespace": "team/tasks", "key": "t3", "value": 1}])
+    rec(m.txn, [{"namespace": "Bad", "key": "t1"}], take_it)
+    rec(m.txn, success=[{"op": "put", "namespace": "team/tasks", "key": "t3", "if_version": 5}])
+    rec(m.txn, success=[{"op": "frobnicate", "namespace": "team/tasks", "key": "t3"}])
+    rec(m.get, "team/tasks", "t3")
+    rec(lambda: m.revision)
+    assert rec.errors() == ["InvalidInput", "Conflict", "InvalidInput"]
+
+
+@scenario
+def put_many_is_all_or_nothing(side: Any, rec: Recorder) -> None:
+    m = side.mem
+    rec(
+        m.put_many,
+        [
+            PutOp(namespace="team/b", key="one", value=1, text="first"),
+            {"namespace": "team/b", "key": "two", "value": 2, "metadata": {"x": 1}},
+        ],
+    )
+    rec(
+        m.put_many,
+        [{"namespace": "team/b", "key": "three", "value": 3}, {"namespace": "B", "key": "k"}],
+    )
+    rec(m.put_many, [{"namespace": "team/b", "key": "one", "value": 9, "if_version": 3}])
+    rec(m.list, "team/b")
+    rec(lambda: m.revision)
+    assert rec.errors() == ["InvalidInput", "Conflict"]
+
+
+@scenario
+def compact_makes_old_revisions_an_explicit_error(side: Any, rec: Recorder) -> None:
+    m = side.mem
+    for i in range(5):
+        rec(m.put, "team/c", "k", {"i": i})
+    rec(m.compact, 4)
+    rec(lambda: m.compacted_revision)
+    rec(m.get, "team/c", "k", at_revision=2)
+    rec(m.get, "team/c", "k", at_revision=4)
+    rec(m.history, "team/c", "k")
+    rec(lambda: take(m.watch(["team"], since=0), 1))
+    rec(lambda: take(m.watch(["team"], since=3), 2))
+    rec(m.compact, 99)
+    rec(m.compact, 0)
+    assert rec.errors() == ["Compacted", "Compacted", "InvalidInput", "InvalidInput"]
+
+
+@scenario
+def watch_replays_whole_revisions_in_order(side: Any, rec: Recorder) -> None:
+    m = side.mem
+    rec(m.put, "team/w", "a", 1)
+    rec(m.put, "other/w", "b", 2)
+    rec(m.put_many, [{"namespace": "team/w", "key": f"m{i}", "value": i} for i in range(3)])
+    rec(m.delete, "team/w", "a")
+    rec(m.txn, [], [{"op": "put", "namespace": "team/x", "key": "t", "value": 1}])
+    rec(lambda: take(m.watch(["team"]), 6))
+    rec(lambda: take(m.watch(None, since=2), 5))
+    rec(lambda: take(m.watch("team/x"), 1))
+    rec(lambda: take(m.watch(["team/w", "other"], since=1), 5))
+    rec(lambda: m.watch(["team"], since=-1))
+    rec(lambda: m.watch(["Team"]))
+    assert rec.errors() == ["InvalidInput", "InvalidInput"]
+
+
+@scenario
+def grants_decide_what_a_principal_sees_and_changes(side: Any, rec: Recorder) -> None:
+    m = side.mem
+    rec(m.put, "team/notes", "n", "team note")
+    rec(m.put, "secret/x", "s", "secret note")
+    rec(m.grant, "reader", "team", "read")
+    rec(m.grant, "writer", "team/notes", "write")
+    rec(m.grant, "lead", "team", "admin")
+    reader, writer, lead = (side.as_principal(p) for p in ("reader", "writer", "lead"))
+    rec(lambda: reader.principal)
+    rec(reader.get, "team/notes", "n")
+    rec(reader.get, "secret/x", "s")
+    rec(reader.history, "secret/x", "s")
+    rec(reader.put, "team/notes", "n", "overwrite")
+    rec(reader.put, "secret/x", "s", "overwrite")
+    rec(reader.list)
+    rec(reader.search, "note", mode="keyword")
+    rec(lambda: take(reader.watch(None), 1))
+    rec(reader.grant, "reader", "team", "admin")
+    rec(reader.compact, 1)
+    rec(reader.create_key, "reader")
+    rec(writer.put, "team/notes", "w", "by writer")
+    rec(writer.put, "team/other", "w", "by writer")
+    rec(writer.delete, "team/notes", "n")
+    rec(lead.grant, "reader", "team/sub", "write")
+    rec(lead.grant, "reader", "secret", "read")
+    rec(lead.grants)
+    rec(m.grants, "reader")
+    rec(m.grants)
+    rec(m.revoke, "reader", "team")
+    rec(reader.get, "team/notes", "w")
+    rec(m.grant, "reader", "team", "superuser")
+    assert rec.errors() == [
+        "NotFound",
+        "NotFound",
+        "PermissionDenied",
+        "PermissionDenied",
+        "PermissionDenied",
+        "PermissionDenied",
+        "PermissionDenied",
+        "PermissionDenied",
+        "PermissionDenied",
+        "NotFound",
+        "InvalidInput",
+    ]
+
+
+@scenario
+def invalid_input_names_the_field(side: Any, rec: Recorder) -> None:
+    m = side.mem
+    rec(m.put, "Team Notes", "k", 1)
+    rec(m.put, "", "k", 1)
+    rec(m.put, "team", "a/b", 1)
+    rec(m.put, "team", "..", 1)
+    rec(m.put, "team", "k", 1, metadata={"bad key": 1})
+    rec(m.put, "team", "k", 1, metadata={"nested": {"a": 1}})
+    rec(m.put, "team", "k", 1, merge="bogus")
+    rec(m.put, "team", "k", 1, on_conflict="mine")
+    rec(m.put, "team", "k", 1, ttl=-1)
+    rec(m.put, "team", "k", 1, if_version=-1)
+    rec(m.put, "team", "k", 1, vector=[0.0] * 64)
+    rec(m.put, "team", "k", 1, vector=[1.0, 2.0])
+    rec(m.put, "team", "k", float("nan"))
+    rec(m.get, "team", "")
+    rec(m.get, "team", "k", at_revision=-1)
+    rec(m.delete, "team//x", "k")
+    rec(m.history, "team", "a/b")
+    rec(m.grant, "bad principal!", "team", "read")
+    rec(m.create_key, "bad principal!")
+    assert len(rec.errors()) == 19
+
+
+@scenario
+def import_writes_exported_records_back(side: Any, rec: Recorder) -> None:
+    m = side.mem
+    rec(m.put, "team/e", "a", {"v": 1}, text="alpha", metadata={"m": 1})
+    rec(m.put, "team/e", "b", "beta")
+    rec(m.put, "team/f", "c", [3])
+    records = rec(lambda: list(m.export("team")))
+    rec(lambda: list(m.export("team/e", vectors=False)))
+    for r in records:
+        r["namespace"] = r["namespace"].replace("team", "copy", 1)
+    rec(m.import_items, records)
+    rec(m.import_items, records, batch=1)
+    rec(m.list, "copy")
+    rec(m.search, "alpha", namespaces=["copy"], mode="vector", k=1)
+    rec(m.import_items, [{"namespace": "copy", "key": "x", "value": 1}, "nope"])
+    assert rec.errors() == ["InvalidInput"]
+
+
+# -- running them --------------------------------------------------------------------
+
+REMOTES = {"sync": RemoteSide, "async": AsyncRemoteSide}
+
+
+@pytest.fixture(params=sorted(REMOTES))
+def remote_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def sides(
+    remote_kind: str, make_server: Callable[..., LiveServer]
+) -> Iterator[tuple[EmbeddedSide, Any]]:
+    embedded = EmbeddedSide(open_memory())
+    remote = REMOTES[remote_kind](make_server().url, ADMIN_KEY)
+    yield embedded, remote
+    remote.close()
+    embedded.close()
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_client_matches_embedded(name: str, sides: tuple[EmbeddedSide, Any]) -> None:
+    embedded, remote = sides
+    expected, actual = Recorder(), Recorder()
+    SCENARIOS[name](embedded, expected)
+    SCENARIOS[name](remote, actual)
+    assert len(actual.outcomes) == len(expected.outcomes)
+    for n, (want, got) in enumerate(zip(expected.outcomes, actual.outcomes, strict=True)):
+        assert got == want, f"step {n} of {name} differs"
