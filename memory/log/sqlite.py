@@ -135,9 +135,12 @@ class _WriteView:
                 self._latest[k] = None
             marks = ",".join("(?,?)" for _ in chunk)
             flat = [x for k in chunk for x in k]
+            # CROSS JOIN makes SQLite drive from the key list and seek the primary key;
+            # an IN (VALUES ...) here scans the whole items table for every chunk.
             sql = (
-                f"SELECT {_ROW_COLS} FROM items i JOIN changes c ON c.id = i.change_id "
-                f"WHERE (i.namespace, i.key) IN (VALUES {marks})"
+                f"WITH k (ns, key) AS (VALUES {marks}) SELECT {_ROW_COLS} FROM k "
+                "CROSS JOIN items i ON i.namespace = k.ns AND i.key = k.key "
+                "JOIN changes c ON c.id = i.change_id"
             )
             for r in self.con.execute(sql, flat):
                 row = Row(*r)
