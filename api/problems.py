@@ -98,6 +98,8 @@ def _field(error: dict[str, Any]) -> str:
         prev = part
     if error.get("type") in ("union_tag_invalid", "union_tag_not_found"):
         tag = str(error.get("ctx", {}).get("discriminator", "op")).strip("'\"")
+        if tag.endswith("()"):  # a discriminator function: txn ops are told apart by "op"
+            tag = "op"
         out = f"{out}.{tag}" if out else tag
     return out or str(source)
 
@@ -109,6 +111,8 @@ def validation_error(exc: RequestValidationError) -> InvalidInput:
         return InvalidInput("body", "is invalid")
     first = errors[0]
     message = "is not valid JSON" if first.get("type") == "json_invalid" else first["msg"]
+    if first.get("type") == "union_tag_invalid":
+        message = f"must be one of {first.get('ctx', {}).get('expected_tags', '')}"
     return InvalidInput(_field(first), message)
 
 

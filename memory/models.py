@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 
 __all__ = [
     "Item",
@@ -21,6 +21,7 @@ __all__ = [
     "DeleteOp",
     "GetOp",
     "TxnOp",
+    "WriteOp",
     "TxnRequest",
     "OpResult",
     "TxnResult",
@@ -154,7 +155,23 @@ class GetOp(_Model):
     key: str
 
 
-TxnOp = Annotated[PutOp | DeleteOp | GetOp, Field(discriminator="op")]
+def _op_kind(value: Any) -> str:
+    """The op of a txn operation; a missing ``op`` means a put, as in the engine."""
+    if isinstance(value, dict):
+        return str(value.get("op", "put"))
+    return str(getattr(value, "op", "put"))
+
+
+TxnOp = Annotated[
+    Annotated[PutOp, Tag("put")]
+    | Annotated[DeleteOp, Tag("delete")]
+    | Annotated[GetOp, Tag("get")],
+    Discriminator(_op_kind),
+]
+WriteOp = Annotated[
+    Annotated[PutOp, Tag("put")] | Annotated[DeleteOp, Tag("delete")],
+    Discriminator(_op_kind),
+]
 
 
 class TxnRequest(_Model):

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Body
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
 from api.deps import Caller
 from api.problems import problem_responses
 from api.routes.examples import ITEM, TOMBSTONE, ok
 from memory.errors import InvalidInput
-from memory.models import DeleteOp, Item, PutOp, TxnRequest, TxnResult
+from memory.models import Item, TxnRequest, TxnResult, WriteOp
 
 __all__ = ["router", "BatchRequest"]
 
@@ -23,7 +23,7 @@ class BatchRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    ops: list[Annotated[PutOp | DeleteOp, Field(discriminator="op")]]
+    ops: list[WriteOp]
 
 
 BATCH_EXAMPLES = {
