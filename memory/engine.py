@@ -8,6 +8,7 @@ watch streams are views of it that catch up or rebuild from it.
 from __future__ import annotations
 
 import base64
+import builtins
 import json
 import os
 import re
@@ -17,9 +18,11 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import numpy as np
+from pydantic import BaseModel
 
 from memory import merge as merging
 from memory.acl import ACL, check_principal
@@ -60,6 +63,7 @@ from memory.watch import Subscription, WatchHub
 __all__ = ["Memory", "SYSTEM_PRINCIPAL"]
 
 SYSTEM_PRINCIPAL = "hivemem"  # author of expire changes
+_M = TypeVar("_M", bound=BaseModel)
 _MISSING = object()
 
 
@@ -98,13 +102,17 @@ def row_to_change(row: Row) -> Change:
     )
 
 
-def _build(cls: Any, **values: Any) -> Any:
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _build(cls: type[_M], **values: Any) -> _M:
     """Instantiate a model from values known to be valid and complete.
 
     ``model_construct`` re-derives defaults and the fields set on every call; rows from
     the log already carry every field, and this path runs once per returned item.
     """
-    obj = cls.__new__(cls)
+    obj: _M = cls.__new__(cls)
     object.__setattr__(obj, "__dict__", values)
     object.__setattr__(obj, "__pydantic_fields_set__", set(values))
     object.__setattr__(obj, "__pydantic_extra__", None)
@@ -237,8 +245,8 @@ class _Core:
         for ns, key in keys:
             history = self.log.history(ns, key)
             removes += [r.id for r in history]
-            if history and history[-1].live and history[-1].vector is not None:
-                top = history[-1]
+            top = history[-1] if history else None
+            if top is not None and top.live and top.vector is not None:
                 adds.append((top.id, ns, np.frombuffer(top.vector, dtype=np.float32)))
         self.index.apply(revision, adds, removes)
 
@@ -702,7 +710,7 @@ class Memory:
         mode: str = "hybrid",
         filter: dict[str, Any] | None = None,
         vector: Sequence[float] | None = None,
-    ) -> list[Hit]:
+    ) -> builtins.list[Hit]:
         """Top-k items by ``vector``, ``keyword`` or ``hybrid`` relevance, best first."""
         if mode not in ("vector", "keyword", "hybrid"):
             raise InvalidInput("mode", "must be 'vector', 'keyword' or 'hybrid'")
@@ -734,11 +742,11 @@ class Memory:
         core.sync()
         now = time.time()
         depth = k if mode == "vector" else max(k, FUSION_DEPTH)
-        vec_hits: list[tuple[int, float]] = []
+        vec_hits: builtins.list[tuple[int, float]] = []
         if qvec is not None:
             allowed = core.log.filtered_ids(scopes, conds, now) if conds else None
             vec_hits = core.index.search(qvec, scopes, depth + 8, allowed)
-        kw_hits: list[tuple[int, float]] = []
+        kw_hits: builtins.list[tuple[int, float]] = []
         if mode != "vector" and query:
             kw_hits = core.log.keyword_search(query, scopes, conds, depth, now)
         if mode == "vector":
@@ -754,14 +762,18 @@ class Memory:
         return self._hydrate(ranked, scopes, k, now)
 
     def _hydrate(
-        self, ranked: list[tuple[int, float]], scopes: list[str], k: int, now: float
-    ) -> list[Hit]:
+        self,
+        ranked: builtins.list[tuple[int, float]],
+        scopes: builtins.list[str],
+        k: int,
+        now: float,
+    ) -> builtins.list[Hit]:
         """Re-check every hit against the log and the caller's scopes before returning it."""
         log = self._core.log
         ids = [i for i, _ in ranked]
         current = log.current_ids(ids, now)
         rows = log.rows_by_id([i for i in ids if i in current])
-        hits: list[Hit] = []
+        hits: builtins.list[Hit] = []
         for i, score in ranked:
             row = rows.get(i)
             if row is None or not any(in_scope(row.namespace, s) for s in scopes):
@@ -839,7 +851,7 @@ class Memory:
         self._require_admin(prefix)
         self._core.acl.set_grant(principal, prefix, None)
 
-    def grants(self, principal: str | None = None) -> list[Grant]:
+    def grants(self, principal: str | None = None) -> builtins.list[Grant]:
         """Grants visible to the caller: all for a root admin, else those it administers."""
         every = self._core.acl.grants(principal)
         if self._superuser:
@@ -861,7 +873,7 @@ class Memory:
         self._require_admin("")
         self._core.acl.revoke_key(key_id)
 
-    def keys(self, principal: str | None = None) -> list[ApiKeyInfo]:
+    def keys(self, principal: str | None = None) -> builtins.list[ApiKeyInfo]:
         """API keys (never their secrets)."""
         if principal != self.principal:
             self._require_admin("")
@@ -897,7 +909,7 @@ class Memory:
     def import_items(self, records: Iterable[dict[str, Any]], batch: int = 500) -> int:
         """Write exported records back (one revision per batch); returns the count."""
         count = 0
-        chunk: list[dict[str, Any]] = []
+        chunk: builtins.list[dict[str, Any]] = []
         for n, rec in enumerate(records):
             if not isinstance(rec, dict):
                 raise InvalidInput(f"records[{n}]", "must be an object")
@@ -910,7 +922,7 @@ class Memory:
             count += self._import_chunk(chunk, count)
         return count
 
-    def _import_chunk(self, chunk: list[dict[str, Any]], first: int) -> int:
+    def _import_chunk(self, chunk: builtins.list[dict[str, Any]], first: int) -> int:
         try:
             return len(self._run([], chunk, [], field="records").results)
         except InvalidInput as exc:
@@ -941,7 +953,7 @@ def _op_fields(raw: Any, where: str) -> dict[str, Any]:
         return raw.__dict__
     if not isinstance(raw, dict):
         raise InvalidInput(where.rstrip("."), "must be an operation object")
-    allowed = _OP_FIELDS.get(raw.get("op", "put"))  # type: ignore[arg-type]
+    allowed = _OP_FIELDS.get(raw.get("op", "put"))
     if allowed is None:
         raise InvalidInput(f"{where}op", "must be 'put', 'delete' or 'get'")
     for name in raw:
@@ -1049,8 +1061,8 @@ class _TxnPlan:
             version=cur.version,
             revision=self.view.revision,
             author="",
-            created_at=ts_to_datetime(cur.created_at or self.view.now),
-            updated_at=ts_to_datetime(self.view.now),
+            created_at=_dt(cur.created_at or self.view.now),
+            updated_at=_dt(self.view.now),
             expires_at=ts_to_datetime(cur.expires_at),
         )
 
@@ -1098,8 +1110,8 @@ class _TxnPlan:
                 revision=self.view.revision,
                 author="",
                 deleted=True,
-                created_at=ts_to_datetime(self.view.now),
-                updated_at=ts_to_datetime(self.view.now),
+                created_at=_dt(self.view.now),
+                updated_at=_dt(self.view.now),
             )
             return OpResult(op="delete", namespace=k[0], key=k[1], item=item, version=version + 1)
         return self._put(op, k, version, cur)
