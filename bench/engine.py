@@ -322,7 +322,7 @@ def put_batch(batches: int = 20, size: int = 1000) -> Result:
         )
 
     times = interleaved(
-        {"bare": bare, "bare_fts": bare_fts, "hivemem": hive},
+        {"bare": bare, "bare_fts": bare_fts, "bare_schema": bare_schema, "hivemem": hive},
         batches,
         rounds=batches,
         label="batches",

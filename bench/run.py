@@ -47,26 +47,20 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.exists() else {}
     texts = [turn_text(t) for c in load_conversations() for t in c.turns]
     questions = [q.question for c in load_conversations() for q in c.questions]
-    if "search" in sections:
-        sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
-        results["search"] = engine.search_scaling(sizes, texts, questions)
-    if "locomo" in sections:
-        results["locomo"] = engine.locomo_alternatives()
-    if "batch" in sections:
-        results["batch"] = engine.put_batch(batches=10 if args.quick else 20)
-    if "model" in sections:
-        results["model"] = engine.ingest_with_model(batches=4 if args.quick else 8)
-    if "latency" in sections:
-        results["latency"] = engine.put_latency(200 if args.quick else 400)
-    if "recall" in sections:
-        results["recall"] = engine.recall()
-    if "http" in sections:
-        try:
-            from bench import http
-        except ImportError as exc:
-            step(f"http section skipped: {exc}")
-        else:
-            results["http"] = http.run(quick=args.quick)
+    sizes = [10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000]
+    runs = {
+        "search": lambda: engine.search_scaling(sizes, texts, questions),
+        "locomo": engine.locomo_alternatives,
+        "batch": lambda: engine.put_batch(batches=10 if args.quick else 20),
+        "model": lambda: engine.ingest_with_model(batches=4 if args.quick else 8),
+        "latency": lambda: engine.put_latency(200 if args.quick else 400),
+        "recall": engine.recall,
+        "http": lambda: _http().run(quick=args.quick),
+    }
+    for name in SECTIONS:
+        if name in sections:
+            results[name] = runs[name]()
+            results_path.write_text(json.dumps(results, indent=2) + "\n")  # keep what is done
     results["meta"] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": (
@@ -79,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     (HERE / "RESULTS.md").write_text(report(results))
     step(f"wrote {HERE / 'RESULTS.md'}")
     return 0
+
+
+def _http():  # type: ignore[no-untyped-def]
+    from bench import http
+
+    return http
 
 
 def plot(points: list[dict[str, Any]], path: Path) -> None:
