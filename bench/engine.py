@@ -145,7 +145,7 @@ def locomo_alternatives() -> Result:
     for c in convs:
         mem.put_many(
             [
-                {"namespace": ns, "key": key, "value": text, "vector": vec.tolist()}
+                {"namespace": ns, "key": key, "value": text, "vector": vec}
                 for ns, key, text, vec in items
                 if ns == c.namespace
             ]

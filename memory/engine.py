@@ -65,23 +65,35 @@ __all__ = ["Memory", "SYSTEM_PRINCIPAL"]
 SYSTEM_PRINCIPAL = "hivemem"  # author of expire changes
 _M = TypeVar("_M", bound=BaseModel)
 _MISSING = object()
+_IMMUTABLE = (str, int, float, bool, type(None))
 
 
-def row_to_item(row: Row) -> Item:
-    """Build the public item of one stored row (already valid: no re-validation)."""
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def row_to_item(row: Row, value: Any = _MISSING) -> Item:
+    """Build the public item of one stored row (already valid: no re-validation).
+
+    ``value``, when given, is the Python value the row's JSON was made from, saving a
+    decode; only immutable values are passed this way, so nothing is shared.
+    """
+    if value is _MISSING:
+        value = json.loads(row.value) if row.value is not None else None
+    meta = row.metadata
     return _build(
         Item,
         namespace=row.namespace,
         key=row.key,
-        value=json.loads(row.value) if row.value is not None else None,
+        value=value,
         text=row.text,
-        metadata=json.loads(row.metadata) if row.metadata else {},
+        metadata=json.loads(meta) if meta and meta != "{}" else {},
         version=row.version,
         revision=row.revision,
         author=row.author,
-        created_at=ts_to_datetime(row.created_at),
-        updated_at=ts_to_datetime(row.updated_at),
-        expires_at=ts_to_datetime(row.expires_at),
+        created_at=_dt(row.created_at),
+        updated_at=_dt(row.updated_at),
+        expires_at=_dt(row.expires_at) if row.expires_at is not None else None,
         deleted=not row.live,
     )
 
@@ -100,10 +112,6 @@ def row_to_change(row: Row) -> Change:
         author=row.author,
         time=ts_to_datetime(row.updated_at),
     )
-
-
-def _dt(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, UTC)
 
 
 def _build(cls: type[_M], **values: Any) -> _M:
@@ -644,9 +652,15 @@ class Memory:
                     core.log.set_meta("vector_dim", str(core.dim))
                 core.after_commit(revision, rows, replaced)
         written = {(r.namespace, r.key, r.version): r for r in rows}
+        sources = {(p.namespace, p.key): p for p in ops_ok if isinstance(p, _Put)}
         for res in results:
             row = written.get((res.namespace, res.key, res.version))
-            if row is not None:
+            if row is None:
+                continue
+            src = sources.get((res.namespace, res.key)) if res.op == "put" else None
+            if src is not None and src.merge == "replace" and isinstance(src.value, _IMMUTABLE):
+                res.item = row_to_item(row, src.value)
+            else:
                 res.item = row_to_item(row)
         return TxnResult(succeeded=succeeded, revision=revision, results=results)
 

@@ -31,8 +31,13 @@ MAX_KEY = 512
 MERGE_MODES = ("replace", "patch", "three_way")
 
 
+_VALID_NAMESPACES: dict[str, None] = {}  # recently accepted names: skip re-checking them
+
+
 def check_namespace(ns: Any, field: str = "namespace") -> str:
     """A ``/``-separated path of 1–16 segments of ``[a-z0-9_.-]{1,64}``."""
+    if ns.__class__ is str and ns in _VALID_NAMESPACES:
+        return ns  # type: ignore[no-any-return]
     if not isinstance(ns, str) or not ns:
         raise InvalidInput(field, "must be a non-empty string")
     parts = ns.split("/")
@@ -44,6 +49,9 @@ def check_namespace(ns: Any, field: str = "namespace") -> str:
                 field,
                 f"segment {part!r} must be 1-64 of lowercase letters, digits, '-', '_', '.'",
             )
+    if len(_VALID_NAMESPACES) > 4096:
+        _VALID_NAMESPACES.clear()
+    _VALID_NAMESPACES[ns] = None
     return ns
 
 
