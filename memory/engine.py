@@ -278,11 +278,12 @@ class _Core:
         self.hub.publish(revision, rows)
 
     def save_index(self, force: bool = False) -> None:
-        with self.write_lock:
-            if force or self.index.applied_revision != self._saved_revision:
-                self.index.save()
-                self._saved_revision = self.index.applied_revision
-                self._last_save = time.monotonic()
+        """Persist the vector index; writers wait only for its in-memory copy."""
+        revision = self.index.applied_revision
+        if force or revision != self._saved_revision:
+            self.index.save()
+            self._saved_revision = revision
+            self._last_save = time.monotonic()
 
     # -- TTL -----------------------------------------------------------------------
     def expire_due(self) -> int:

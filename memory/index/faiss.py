@@ -36,7 +36,19 @@ class FaissIndex:
         self._names: list[str] = []  # sorted partition names, for prefix scoping
         self._where: dict[int, str] = {}  # id -> namespace
         self._lock = threading.RLock()
-        faiss.omp_set_num_threads(1)
+        self._save_lock = threading.Lock()
+        self._threads = threading.local()
+
+    def _one_thread(self) -> None:
+        """Run FAISS on one OpenMP thread from the calling thread.
+
+        OpenMP's thread count is per calling thread, and callers come from pools (the
+        server's, the reaper). One thread is faster for single queries on a busy
+        machine (FACTS.md), and idle OpenMP workers spin, burning the other core.
+        """
+        if not getattr(self._threads, "single", False):
+            faiss.omp_set_num_threads(1)
+            self._threads.single = True
 
     # -- updates -------------------------------------------------------------------
     def _part(self, namespace: str) -> faiss.Index:
@@ -54,6 +66,7 @@ class FaissIndex:
         adds: Sequence[tuple[int, str, np.ndarray]],
         removes: Collection[int],
     ) -> None:
+        self._one_thread()
         with self._lock:
             by_ns: dict[str, list[int]] = {}
             for i in removes:
@@ -99,6 +112,7 @@ class FaissIndex:
         allowed: Collection[int] | None = None,
     ) -> list[tuple[int, float]]:
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
+        self._one_thread()
         with self._lock:
             if self.dim is None or q.shape[1] != self.dim:
                 return []
@@ -125,6 +139,7 @@ class FaissIndex:
 
     def score(self, query: np.ndarray, ids: Collection[int]) -> dict[int, float]:
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(-1)
+        self._one_thread()
         out: dict[int, float] = {}
         with self._lock:
             for i in ids:
@@ -149,21 +164,21 @@ class FaissIndex:
 
     # -- persistence ---------------------------------------------------------------
     def save(self) -> None:
+        """Persist atomically. Only the in-memory copy holds the lock; hashing, writing
+        and fsync happen outside it, so searches and writers are not held up."""
         if self.path is None:
             return
-        with self._lock:
-            blobs = []
-            header_parts = []
-            for name in self._names:
-                blob = faiss.serialize_index(self._parts[name]).tobytes()
-                header_parts.append([name, len(blob)])
-                blobs.append(blob)
+        with self._save_lock:
+            with self._lock:
+                names = list(self._names)
+                blobs = [faiss.serialize_index(self._parts[n]).tobytes() for n in names]
+                revision, dim = self.applied_revision, self.dim
             body = b"".join(blobs)
             header = json.dumps(
                 {
-                    "revision": self.applied_revision,
-                    "dim": self.dim,
-                    "partitions": header_parts,
+                    "revision": revision,
+                    "dim": dim,
+                    "partitions": [[n, len(b)] for n, b in zip(names, blobs, strict=True)],
                     "sha256": hashlib.sha256(body).hexdigest(),
                 }
             ).encode()
@@ -183,6 +198,7 @@ class FaissIndex:
     def load(self) -> bool:
         if self.path is None or not os.path.exists(self.path):
             return False
+        self._one_thread()
         try:
             with open(self.path, "rb") as fh:
                 data = fh.read()
