@@ -88,6 +88,7 @@ class Subscription:
         self.hub = hub
         self.scopes = scopes
         self.delivered = since  # the last revision handed to the consumer
+        self._taken = since  # the last revision the consumer has taken (it will hand it on)
         self.convert = convert
         self._live = False
         self._queue: deque[Batch] = deque()
@@ -105,7 +106,8 @@ class Subscription:
             if self._closed or self._lagged is not None:
                 return
             if len(self._queue) >= self.hub.max_pending:
-                self._lagged = self.delivered
+                # What was taken is on its way to the consumer: resume after it.
+                self._lagged = self._taken
                 self._queue.clear()
                 self.hub._drop(self)
             else:
@@ -128,6 +130,8 @@ class Subscription:
                 batches.append((row.revision, []))
             batches[-1][1].append(row)
         upto = batches[-1][0] if batches else self.delivered
+        with self._cond:
+            self._taken = max(self._taken, upto)
         if len(batches) < self.hub.page and self.hub._go_live(self, upto):
             self._live = True
         return batches
@@ -138,7 +142,9 @@ class Subscription:
             if self._lagged is not None:
                 raise Lagged(self._lagged)
             if self._queue:
-                return self._queue.popleft()
+                batch = self._queue.popleft()
+                self._taken = max(self._taken, batch[0])
+                return batch
             if self._closed:
                 raise StopIteration
             return None
