@@ -210,11 +210,16 @@ class _Core:
             loaded = self.index.load()
             if loaded and self.dim is not None and self.index.dim not in (None, self.dim):
                 loaded = False
-            if not loaded or self.index.applied_revision < self.log.compacted_revision():
+            applied = self.index.applied_revision
+            if (
+                not loaded
+                or applied < self.log.compacted_revision()
+                or applied > self.log.head()  # not this store's index
+            ):
                 self.rebuild_index()
             else:
                 self.catch_up()
-                if len(self.index) != sum(1 for _ in self.log.live_vectors()):
+                if self.index.ids() != {cid for cid, _, _ in self.log.live_vectors()}:
                     self.rebuild_index()
             self._saved_revision = self.index.applied_revision if loaded else -1
 
