@@ -883,6 +883,11 @@ class Memory:
             if g.principal == self.principal or acl.level(self.principal, g.prefix) >= 3
         ]
 
+    def principals(self) -> builtins.list[str]:
+        """Every principal that holds a grant or a key (admin of the whole store only)."""
+        self._require_admin("")
+        return self._core.log.acl().acl_principals()  # type: ignore[no-any-return]
+
     def create_key(self, principal: str) -> ApiKeyCreated:
         """A new API key for ``principal``; the secret is returned only this once."""
         self._require_admin("")

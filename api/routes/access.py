@@ -47,6 +47,16 @@ def whoami(mem: Caller) -> WhoAmI:
 
 
 @router.get(
+    "/v1/principals",
+    summary="List principals",
+    responses={**ok(["admin", "planner"]), **problem_responses(401, 403)},
+)
+def list_principals(mem: Caller) -> list[str]:
+    """Every principal holding a grant or a key (admin of the whole store only)."""
+    return mem.principals()
+
+
+@router.get(
     "/v1/grants",
     summary="List grants",
     responses={**ok([GRANT]), **problem_responses(401, 422)},

@@ -243,6 +243,10 @@ class AsyncClient(BaseClient):
         """Grants visible to the caller."""
         return await self._call(self._grants_call(principal))
 
+    async def principals(self) -> builtins.list[str]:
+        """Every principal that holds a grant or a key (admin of the whole store only)."""
+        return await self._call(self._principals_call())
+
     async def create_key(self, principal: str) -> ApiKeyCreated:
         """A new API key for ``principal``; the secret is returned only this once."""
         return await self._call(self._create_key_call(principal))

@@ -361,6 +361,9 @@ class BaseClient:
         params = [] if principal is None else [("principal", principal)]
         return Call("GET", "/v1/grants", _many(_GRANTS), params=_strs(params), retry=True)
 
+    def _principals_call(self) -> Call[list[str]]:
+        return Call("GET", "/v1/principals", lambda r: [str(p) for p in r.json()], retry=True)
+
     def _create_key_call(self, principal: str) -> Call[ApiKeyCreated]:
         body = encode_json({"principal": principal})
         return Call("POST", "/v1/keys", _model(ApiKeyCreated), content=body)

@@ -238,6 +238,10 @@ class Client(BaseClient):
         """Grants visible to the caller."""
         return self._call(self._grants_call(principal))
 
+    def principals(self) -> builtins.list[str]:
+        """Every principal that holds a grant or a key (admin of the whole store only)."""
+        return self._call(self._principals_call())
+
     def create_key(self, principal: str) -> ApiKeyCreated:
         """A new API key for ``principal``; the secret is returned only this once."""
         return self._call(self._create_key_call(principal))

@@ -32,6 +32,7 @@ CONTRACT = {
     ("GET", "/v1/revision"),
     ("GET", "/v1/export"),
     ("POST", "/v1/import"),
+    ("GET", "/v1/principals"),
     ("GET", "/v1/grants"),
     ("PUT", "/v1/grants"),
     ("DELETE", "/v1/grants"),

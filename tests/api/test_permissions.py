@@ -83,6 +83,7 @@ def cases(ns: str, key_id: str, principal: str) -> dict[str, Case]:
         "revision": Case("GET", "/v1/revision"),
         "compact": Case("POST", "/v1/compact", body={"revision": 1}, **store_admin),
         "whoami": Case("GET", "/v1/whoami"),
+        "principals": Case("GET", "/v1/principals", **store_admin),
         "grants-list": Case("GET", "/v1/grants"),
         "grant": Case(
             "PUT",

@@ -399,3 +399,11 @@ def test_a_value_over_the_size_limit_is_rejected(tmp_path, embedder) -> None:  #
         assert err.value.field == "value" and m.revision == 0
     finally:
         m.close()
+
+
+def test_principals_lists_every_holder_of_a_grant_or_key(mem: Memory) -> None:
+    mem.grant("ann", "team", "read")
+    mem.create_key("bob")
+    assert {"ann", "bob"} <= set(mem.principals())
+    with pytest.raises(PermissionDenied):
+        mem.as_principal("ann").principals()
