@@ -20,7 +20,10 @@ KEYWORD_FLOOR_AT_10 = 0.63
 
 @pytest.fixture(scope="module")
 def recall_by_mode(tmp_path_factory) -> dict[str, dict[int, float]]:  # type: ignore[no-untyped-def]
-    convs = load_conversations()
+    try:
+        convs = load_conversations()
+    except FileNotFoundError as exc:  # the data lives beside the repo, not in it
+        pytest.skip(f"LoCoMo development split not found ({exc}); set HIVEMEM_LOCOMO_DIR")
     embedder = default_embedder()
     mem = Memory.open(
         str(tmp_path_factory.mktemp("locomo")),
