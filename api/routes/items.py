@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Caller
@@ -83,18 +83,25 @@ def put_item(
 @router.get(
     ITEM_PATH,
     summary="Read an item",
+    response_model=Item,
     responses={**ok(ITEM), **problem_responses(401, 404, 410, 422)},
 )
-def get_item(
+async def get_item(
     mem: Caller,
     namespace: str,
     key: str,
     at_revision: Annotated[
         int | None, Query(description="Read the version visible at this revision.", examples=[40])
     ] = None,
-) -> Item:
-    """The current version, or the one visible at ``at_revision``."""
-    return mem.get(namespace, key, at_revision=at_revision)
+) -> Response:
+    """The current version, or the one visible at ``at_revision``.
+
+    The hottest route: a read from the log (tens of microseconds, never blocked by a
+    writer in WAL mode) runs on the event loop, and the engine's already-valid item is
+    serialised once, without a thread-pool hop or a second validation.
+    """
+    item = mem.get(namespace, key, at_revision=at_revision)
+    return Response(item.model_dump_json(), media_type="application/json")
 
 
 @router.delete(
