@@ -265,7 +265,7 @@ class _Core:
 
     def sync(self) -> None:
         """Catch up with commits made by other processes sharing the store."""
-        if self.log.external_change():
+        if self.log.external_change() and self.log.head() > self.index.applied_revision:
             self.catch_up()
 
     def after_commit(self, revision: int, rows: list[Row], replaced: list[int]) -> None:
@@ -790,17 +790,19 @@ class Memory:
     ) -> builtins.list[Hit]:
         """Re-check every hit against the log and the caller's scopes before returning it."""
         log = self._core.log
-        ids = [i for i, _ in ranked]
-        current = log.current_ids(ids, now)
-        rows = log.rows_by_id([i for i in ids if i in current])
         hits: builtins.list[Hit] = []
-        for i, score in ranked:
-            row = rows.get(i)
-            if row is None or not any(in_scope(row.namespace, s) for s in scopes):
-                continue
-            hits.append(_build(Hit, item=row_to_item(row), score=float(score)))
-            if len(hits) == k:
-                break
+        start, step = 0, k + 8  # most candidates survive: fetch a few more than k
+        while start < len(ranked) and len(hits) < k:
+            chunk = ranked[start : start + step]
+            rows = log.current_rows([i for i, _ in chunk], now)
+            for i, score in chunk:
+                row = rows.get(i)
+                if row is None or not any(in_scope(row.namespace, s) for s in scopes):
+                    continue
+                hits.append(_build(Hit, item=row_to_item(row), score=float(score)))
+                if len(hits) == k:
+                    break
+            start += step
         return hits
 
     # -- watch ---------------------------------------------------------------------

@@ -89,3 +89,29 @@ def test_two_processes_of_cas_increments_lose_nothing(tmp_path) -> None:  # type
         assert mem.get("counters", "hits").value == successes
     finally:
         mem.close()
+
+
+def test_a_second_opener_finds_the_first_ones_writes_in_search(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two openers of one data directory (as two processes would be): each one's
+    vector index catches up from the log before it searches."""
+    a = Memory.open(str(tmp_path), embedder=HashEmbedder(), reaper_interval=None)
+    b = Memory.open(str(tmp_path), embedder=HashEmbedder(), reaper_interval=None)
+    try:
+        a.put("ns", "x", "alpha bravo charlie")
+        for mode in ("vector", "keyword", "hybrid"):
+            assert [h.item.key for h in b.search("alpha bravo", namespaces=["ns"], mode=mode)] == [
+                "x"
+            ]
+        a.put("ns", "x", "delta echo")
+        a.delete("ns", "x")
+        b.put("ns", "y", "alpha bravo charlie")
+        for mem in (a, b):
+            hits = mem.search("alpha bravo charlie", namespaces=["ns"], mode="vector")
+            assert [h.item.key for h in hits] == ["y"]
+            core = mem._core
+            assert core.index.ids() == {cid for cid, _, _ in core.log.live_vectors()}
+        changes = [(c.revision, c.op) for c in b.watch(["ns"], since=0).iter(timeout=0.2)]
+        assert changes == [(1, "put"), (2, "put"), (3, "delete"), (4, "put")]
+    finally:
+        a.close()
+        b.close()

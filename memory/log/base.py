@@ -119,8 +119,11 @@ class StateLog(Protocol):
         """Rows by change id (any version)."""
         ...
 
-    def current_ids(self, ids: Iterable[int], now: float) -> set[int]:
-        """The subset of ``ids`` that are the live, unexpired version of their item."""
+    def current_rows(self, ids: Iterable[int], now: float) -> dict[int, Row]:
+        """Rows of the ``ids`` that are the live, unexpired version of their item.
+
+        Their ``vector`` is left out (None): hits are hydrated from these.
+        """
         ...
 
     def keyword_search(
@@ -158,7 +161,8 @@ class StateLog(Protocol):
         ...
 
     def external_change(self) -> bool:
-        """True if another process committed since the last call."""
+        """True if anything may have been committed since this thread last asked
+        (cheap, lock-free; the engine then compares revisions)."""
         ...
 
     def acl(self) -> Any:

@@ -171,7 +171,6 @@ class SQLiteLog:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         self._w = self._connect()
         self._migrate()
-        self._data_version = self._w.execute("PRAGMA data_version").fetchone()[0]
 
     # -- connections ---------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -382,18 +381,21 @@ class SQLiteLog:
                 out[r[0]] = Row(*r)
         return out
 
-    def current_ids(self, ids: Iterable[int], now: float) -> set[int]:
+    def current_rows(self, ids: Iterable[int], now: float) -> dict[int, Row]:
         ids = list(ids)
-        out: set[int] = set()
+        out: dict[int, Row] = {}
         con = self._r()
+        cols = _ROW_COLS.replace("c.vector", "NULL")  # hits never need the vector
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             cur = con.execute(
-                f"SELECT change_id FROM items i WHERE change_id IN ({marks}) AND {_LIVE}",
+                f"SELECT {cols} FROM items i JOIN changes c ON c.id = i.change_id "
+                f"WHERE i.change_id IN ({marks}) AND {_LIVE}",
                 [*chunk, now],
             )
-            out.update(r[0] for r in cur)
+            for r in cur:
+                out[r[0]] = Row(*r)
         return out
 
     def keyword_search(
@@ -498,10 +500,11 @@ class SQLiteLog:
             self._set_meta(self._w, name, value)
 
     def external_change(self) -> bool:
-        with self._wlock:
-            version = self._w.execute("PRAGMA data_version").fetchone()[0]
-            changed = version != self._data_version
-            self._data_version = version
+        # data_version moves when any other connection commits (our writer included);
+        # each thread asks its own reader, so no lock is shared with writers.
+        version = self._r().execute("PRAGMA data_version").fetchone()[0]
+        changed = version != getattr(self._local, "data_version", None)
+        self._local.data_version = version
         return bool(changed)
 
     # -- principals, grants, keys ----------------------------------------------------
