@@ -41,8 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", choices=SECTIONS, action="append")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="only rewrite RESULTS.md and the plot from results.json",
+    )
     args = parser.parse_args(argv)
-    sections = args.only or SECTIONS
+    sections = [] if args.report else (args.only or SECTIONS)
     results_path = HERE / "results.json"
     results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.exists() else {}
     texts = [turn_text(t) for c in load_conversations() for t in c.turns]
