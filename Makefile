@@ -37,6 +37,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check memory api adapters tests bench
 	$(VENV)/bin/ruff format --check memory api adapters tests bench
+	$(VENV)/bin/mypy --strict memory api
 
 bench: install
 	$(PY) -m bench.run $(BENCH_ARGS)

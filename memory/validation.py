@@ -37,7 +37,7 @@ _VALID_NAMESPACES: dict[str, None] = {}  # recently accepted names: skip re-chec
 def check_namespace(ns: Any, field: str = "namespace") -> str:
     """A ``/``-separated path of 1–16 segments of ``[a-z0-9_.-]{1,64}``."""
     if ns.__class__ is str and ns in _VALID_NAMESPACES:
-        return ns  # type: ignore[no-any-return]
+        return ns
     if not isinstance(ns, str) or not ns:
         raise InvalidInput(field, "must be a non-empty string")
     parts = ns.split("/")

@@ -164,8 +164,8 @@ class Subscription:
         try:
             while not self._closed:
                 if not self._live:
-                    for batch in self._catch_up():
-                        yield from self._emit(batch)
+                    for page_batch in self._catch_up():
+                        yield from self._emit(page_batch)
                     continue
                 try:
                     batch = self._take()
@@ -194,8 +194,8 @@ class Subscription:
         try:
             while not self._closed:
                 if not self._live:
-                    for batch in await asyncio.to_thread(self._catch_up):
-                        for change in self._emit(batch):
+                    for page_batch in await asyncio.to_thread(self._catch_up):
+                        for change in self._emit(page_batch):
                             yield change
                     continue
                 event.clear()

@@ -25,6 +25,11 @@ __all__ = ["FaissIndex"]
 _MAGIC = b"HIVEMEM-FAISS-1\n"
 
 
+def _ids(ids: list[int]) -> faiss.IDSelector:
+    """A selector of ids for ``remove_ids`` (its stub does not admit a plain id array)."""
+    return faiss.IDSelectorBatch(np.asarray(ids, dtype=np.int64))
+
+
 class FaissIndex:
     """``IndexIDMap2(IndexFlatIP)`` per namespace, ids are change ids."""
 
@@ -74,13 +79,13 @@ class FaissIndex:
                 if ns is not None:
                     by_ns.setdefault(ns, []).append(i)
             for ns, ids in by_ns.items():
-                self._parts[ns].remove_ids(np.asarray(ids, dtype=np.int64))
+                self._parts[ns].remove_ids(_ids(ids))
             grouped: dict[str, tuple[list[int], list[np.ndarray]]] = {}
             for i, ns, vec in adds:
                 if self.dim is None:
                     self.dim = int(vec.shape[-1])
                 if i in self._where:  # re-applied after a crash: replace, never duplicate
-                    self._parts[self._where[i]].remove_ids(np.asarray([i], dtype=np.int64))
+                    self._parts[self._where[i]].remove_ids(_ids([i]))
                 self._where[i] = ns
                 ids, vecs = grouped.setdefault(ns, ([], []))
                 ids.append(i)
@@ -122,7 +127,7 @@ class FaissIndex:
                 if not allowed:
                     return []
                 params = faiss.SearchParameters(
-                    sel=faiss.IDSelectorBatch(np.fromiter(allowed, dtype=np.int64))
+                    sel=faiss.IDSelectorBatch(np.fromiter(allowed, dtype=np.int64))  # type: ignore[call-arg]
                 )
             results: list[tuple[float, int]] = []
             for name in names:
@@ -219,7 +224,7 @@ class FaissIndex:
                 offset += length
                 part = faiss.deserialize_index(blob)
                 parts[name] = part
-                for i in faiss.vector_to_array(part.id_map):
+                for i in faiss.vector_to_array(part.id_map):  # type: ignore[attr-defined]
                     where[int(i)] = name
         except (OSError, ValueError, KeyError, RuntimeError, struct.error):
             return False

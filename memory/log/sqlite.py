@@ -572,7 +572,7 @@ class SQLiteLog:
             )
             .fetchone()
         )
-        return tuple(r) if r else None  # type: ignore[return-value]
+        return tuple(r) if r else None
 
     # -- lifecycle -----------------------------------------------------------------
     def close(self) -> None:
