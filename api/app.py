@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -48,6 +49,8 @@ def create_app(settings: Settings | None = None, memory: Memory | None = None) -
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if owned:  # import torch and load the model while the first requests arrive
+            threading.Thread(target=memory.warm_up, name="hivemem-warm-up", daemon=True).start()
         yield
         if owned:
             memory.close()

@@ -837,6 +837,11 @@ class Memory:
         """Expire now every item whose TTL has passed (the reaper does this every second)."""
         return self._core.expire_due()
 
+    def warm_up(self) -> None:
+        """Load the embedding model now rather than on the first write or query."""
+        if self._core.embedder is not None:
+            self._core.embedder.embed(["warm up"])
+
     def checkpoint(self) -> None:
         """Persist the vector index now (it is also saved periodically and on close)."""
         self._core.save_index(force=True)

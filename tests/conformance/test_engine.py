@@ -407,3 +407,9 @@ def test_principals_lists_every_holder_of_a_grant_or_key(mem: Memory) -> None:
     assert {"ann", "bob"} <= set(mem.principals())
     with pytest.raises(PermissionDenied):
         mem.as_principal("ann").principals()
+
+
+def test_warm_up_loads_the_embedder_before_any_write(mem: Memory, embedder) -> None:  # type: ignore[no-untyped-def]
+    before = embedder.calls
+    mem.warm_up()
+    assert embedder.calls == before + 1
