@@ -41,10 +41,10 @@ def make_log(backend: str, tmp_path) -> StateLog:  # type: ignore[no-untyped-def
     if url is None:
         pytest.skip("no PostgreSQL server (set HIVEMEM_TEST_POSTGRES)")
     try:
-        from memory.log.postgres import PostgresLog  # type: ignore[import-not-found]
+        from memory.log.postgres import PostgresLog
     except ImportError as exc:
         pytest.skip(f"PostgreSQL log backend not available: {exc}")
-    return PostgresLog(url, schema=f"t_{uuid.uuid4().hex[:10]}", fresh=True)  # type: ignore[no-any-return]
+    return PostgresLog(url, schema=f"t_{uuid.uuid4().hex[:10]}", fresh=True)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -53,6 +53,8 @@ def log(request, tmp_path) -> Iterator[StateLog]:  # type: ignore[no-untyped-def
     lg = make_log(request.param, tmp_path)
     yield lg
     lg.close()
+    if request.param == "postgres":
+        lg.drop()  # type: ignore[attr-defined]
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ def open_log(url: str, **options: object) -> StateLog:
 
         return SQLiteLog(url[len("sqlite://") :], **options)  # type: ignore[arg-type]
     if url.startswith(("postgresql://", "postgres://")):
-        from memory.log.postgres import PostgresLog  # type: ignore[import-not-found]
+        from memory.log.postgres import PostgresLog
 
-        return PostgresLog(url, **options)  # type: ignore[no-any-return]
+        return PostgresLog(url, **options)  # type: ignore[arg-type]
     from memory.errors import InvalidInput
 
     raise InvalidInput("log_url", f"unknown scheme in {url!r}")

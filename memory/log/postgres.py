@@ -1,0 +1,682 @@
+"""PostgreSQL state log (scale-out): any number of replicas share one schema.
+
+The tables mirror the SQLite backend: ``revisions``, ``changes`` (every version and
+tombstone, metadata as JSONB, the vector as BYTEA), ``items`` (the newest change of each
+key: the current state), ``fts`` (a ``tsvector`` of the text of each live current item)
+and the ACL tables. Namespaces and keys use ``COLLATE "C"`` so ordering and the scope
+range trick compare bytewise, as SQLite does.
+
+A commit takes a transaction-scoped advisory lock on the schema, so revisions and change
+ids are assigned gap-free across every process; ``NOTIFY hivemem_<schema>`` carries the
+revision as a wake-up only (readers always read the log). Reads use a small pool of
+autocommit connections; writes go through one connection per process under a lock.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import fields
+from operator import attrgetter
+from typing import Any, TypeVar
+
+import psycopg
+import psycopg_pool
+
+from memory.errors import InvalidInput, Unavailable
+from memory.log.base import PendingChange, Plan, Row
+from memory.search import Cond, keyword_terms, parse_filter
+
+__all__ = ["PostgresLog", "filter_sql", "scope_sql"]
+
+T = TypeVar("T")
+
+#: First key of the two-key advisory locks; the second is a hash of the schema name.
+_LOCK_COMMIT = 0x68_69_76_65  # "hive"
+_LOCK_MIGRATE = 0x6D_69_67_72  # "migr"
+_SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_C = 'TEXT COLLATE "C" NOT NULL'
+
+MIGRATIONS: list[str] = [
+    # 1: the log, the current state, the keyword index, the ACL
+    f"""
+    CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE revisions (
+        revision BIGINT PRIMARY KEY, author TEXT NOT NULL, time DOUBLE PRECISION NOT NULL,
+        changes INTEGER NOT NULL);
+    CREATE TABLE changes (
+        id BIGINT PRIMARY KEY, revision BIGINT NOT NULL, op TEXT NOT NULL,
+        namespace {_C}, key {_C}, version BIGINT NOT NULL, prev_version BIGINT,
+        value TEXT, text TEXT, metadata JSONB, vector BYTEA, author TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
+        expires_at DOUBLE PRECISION);
+    CREATE INDEX changes_key ON changes (namespace, key, revision);
+    CREATE INDEX changes_revision ON changes (revision);
+    CREATE TABLE items (
+        namespace {_C}, key {_C}, change_id BIGINT NOT NULL, version BIGINT NOT NULL,
+        revision BIGINT NOT NULL, live BOOLEAN NOT NULL, expires_at DOUBLE PRECISION,
+        PRIMARY KEY (namespace, key));
+    CREATE UNIQUE INDEX items_change ON items (change_id);
+    CREATE INDEX items_expiry ON items (expires_at) WHERE live AND expires_at IS NOT NULL;
+    CREATE TABLE fts (change_id BIGINT PRIMARY KEY, tsv TSVECTOR NOT NULL);
+    CREATE INDEX fts_tsv ON fts USING GIN (tsv);
+    CREATE TABLE principals (name TEXT PRIMARY KEY, created_at DOUBLE PRECISION NOT NULL);
+    CREATE TABLE grants (
+        principal TEXT NOT NULL, prefix TEXT NOT NULL, permission TEXT NOT NULL,
+        PRIMARY KEY (principal, prefix));
+    CREATE TABLE api_keys (
+        id TEXT PRIMARY KEY, principal TEXT NOT NULL, hash TEXT NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL, revoked_at DOUBLE PRECISION);
+    """,
+]
+
+_ROW_COLS = (
+    "c.id, c.revision, c.op, c.namespace, c.key, c.version, c.prev_version, c.value, "
+    "c.text, c.metadata::text, c.vector, c.author, c.created_at, c.updated_at, c.expires_at"
+)
+_LIVE = "i.live AND (i.expires_at IS NULL OR i.expires_at > %s)"
+_ITEM_JOIN = "items i JOIN changes c ON c.id = i.change_id"
+_CHUNK = 1000
+_ROW_TUPLE = attrgetter(*(f.name for f in fields(Row)))
+_PENDING = attrgetter(
+    "op", "namespace", "key", "version", "prev_version", "value", "text", "metadata", "vector"
+)
+
+
+def scope_sql(scopes: Sequence[str], column: str = "i.namespace") -> tuple[str, list[Any]]:
+    """SQL matching namespaces equal to or below any scope (``""`` = everything)."""
+    if any(s == "" for s in scopes):
+        return "TRUE", []
+    parts, params = [], []
+    for s in scopes:
+        # '/' is followed by '0' in byte order: (s + '/', s + '0') holds exactly s/...
+        parts.append(f"({column} = %s OR ({column} > %s AND {column} < %s))")
+        params += [s, s + "/", s + "0"]
+    return "(" + " OR ".join(parts) + ")", params
+
+
+def _value_pred(operand: Any) -> tuple[str, list[Any]]:
+    """A type-strict equality test on the JSONB element ``e``."""
+    if operand is None:
+        return "jsonb_typeof(e) = 'null'", []
+    if isinstance(operand, bool):
+        return ("e = 'true'::jsonb" if operand else "e = 'false'::jsonb"), []
+    if isinstance(operand, int | float):
+        return "(jsonb_typeof(e) = 'number' AND e = to_jsonb(%s::numeric))", [operand]
+    return "(jsonb_typeof(e) = 'string' AND e #>> '{}' = %s)", [operand]
+
+
+def filter_sql(conds: Sequence[Cond], column: str = "c.metadata") -> tuple[str, list[Any]]:
+    """Compile parsed filter conditions to SQL over a JSONB metadata column.
+
+    Like SQLite's ``json_each``, a field's value is tested element-wise when it is an
+    array (or object), and as itself when it is a scalar.
+    """
+    clauses, params = [], []
+    for cond in conds:
+        x = f"({column} -> %s::text)"
+        each = (
+            f"EXISTS (SELECT 1 FROM (SELECT {x} AS x) AS f, LATERAL jsonb_array_elements("
+            "CASE WHEN f.x IS NULL THEN NULL WHEN jsonb_typeof(f.x) = 'array' THEN f.x "
+            "WHEN jsonb_typeof(f.x) = 'object' THEN (SELECT jsonb_agg(o.value) "
+            "FROM jsonb_each(f.x) AS o) ELSE jsonb_build_array(f.x) END) AS el (e) WHERE "
+        )
+        field = [cond.field]
+        if cond.op in ("$eq", "$ne"):
+            pred, p = _value_pred(cond.operand)
+            clause = each + pred + ")"
+            clauses.append(clause if cond.op == "$eq" else f"NOT {clause}")
+            params += field + p
+        elif cond.op in ("$in", "$nin"):
+            preds = [_value_pred(v) for v in cond.operand] or [("FALSE", [])]
+            clause = each + " OR ".join(p for p, _ in preds) + ")"
+            clauses.append(clause if cond.op == "$in" else f"NOT {clause}")
+            params += field
+            for _, p in preds:
+                params += p
+        elif cond.op == "$exists":
+            test = "IS NOT NULL" if cond.operand else "IS NULL"
+            clauses.append(f"{x} {test}")
+            params.append(cond.field)
+        else:
+            sql_op = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[cond.op]
+            if isinstance(cond.operand, str):
+                test = f"jsonb_typeof(e) = 'string' AND (e #>> '{{}}') COLLATE \"C\" {sql_op} %s"
+            else:
+                test = f"jsonb_typeof(e) = 'number' AND e {sql_op} to_jsonb(%s::numeric)"
+            clauses.append(each + test + ")")
+            params += [*field, cond.operand]
+    return (" AND ".join(clauses) or "TRUE"), params
+
+
+def _rows(cur: Iterable[Sequence[Any]]) -> list[Row]:
+    return [Row(*r) for r in cur]
+
+
+class _WriteView:
+    """Reads inside the write transaction; remembers what it read."""
+
+    def __init__(self, con: psycopg.Connection[Any], revision: int, now: float) -> None:
+        self.con = con
+        self.revision = revision
+        self.now = now
+        self._latest: dict[tuple[str, str], Row | None] = {}
+
+    def latest(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Row]:
+        missing = list(dict.fromkeys(k for k in keys if k not in self._latest))
+        for start in range(0, len(missing), _CHUNK):
+            chunk = missing[start : start + _CHUNK]
+            for k in chunk:
+                self._latest[k] = None
+            cur = self.con.execute(
+                f"SELECT {_ROW_COLS} FROM unnest(%s::text[], %s::text[]) AS k (ns, key) "
+                "JOIN items i ON i.namespace = k.ns AND i.key = k.key "
+                "JOIN changes c ON c.id = i.change_id",
+                ([k[0] for k in chunk], [k[1] for k in chunk]),
+            )
+            for row in _rows(cur):
+                self._latest[(row.namespace, row.key)] = row
+        return {k: r for k in keys if (r := self._latest[k]) is not None}
+
+    def version_row(self, namespace: str, key: str, version: int) -> Row | None:
+        r = self.con.execute(
+            f"SELECT {_ROW_COLS} FROM changes c WHERE namespace = %s AND key = %s AND version = %s",
+            (namespace, key, version),
+        ).fetchone()
+        return Row(*r) if r else None
+
+
+class PostgresLog:
+    """The scale-out state log in one PostgreSQL schema."""
+
+    def __init__(
+        self,
+        url: str,
+        schema: str = "hivemem",
+        fresh: bool = False,
+        durability: str = "full",
+        pool_size: int = 8,
+        connect_timeout: float = 10.0,
+        **_: Any,
+    ) -> None:
+        if durability not in ("full", "normal", "off"):
+            raise InvalidInput("durability", "must be 'full', 'normal' or 'off'")
+        if not isinstance(schema, str) or not _SCHEMA.fullmatch(schema):
+            raise InvalidInput("schema", "must match [a-z_][a-z0-9_]{0,62}")
+        self.url = url
+        self.schema = schema
+        self.channel = f"hivemem_{schema}"
+        self._sync = durability == "full"
+        self._kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "options": f"-c search_path={schema}",
+            "connect_timeout": max(1, int(connect_timeout)),
+        }
+        self._wlock = threading.RLock()
+        self._local = threading.local()
+        self._closed = False
+        self._w: psycopg.Connection[Any] | None = None
+        try:
+            self._migrate(fresh)
+        except BaseException:
+            self.close()
+            raise
+        self._pool = psycopg_pool.ConnectionPool(
+            url,
+            kwargs=self._kwargs,
+            min_size=1,
+            max_size=max(1, pool_size),
+            timeout=connect_timeout,
+            open=False,
+            name=f"hivemem-{schema}",
+        )
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout)
+        except psycopg_pool.PoolTimeout as exc:
+            self.close()
+            raise Unavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+
+    # -- connections ---------------------------------------------------------------
+    def _guard(self, fn: Callable[[], T]) -> T:
+        """Run ``fn``, turning connection failures into ``Unavailable``."""
+        if self._closed:
+            raise Unavailable("the store is closed")
+        try:
+            return fn()
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise Unavailable(f"PostgreSQL unavailable: {exc}") from exc
+        except psycopg_pool.PoolTimeout as exc:
+            raise Unavailable(f"no PostgreSQL connection available: {exc}") from exc
+
+    def _writer(self) -> psycopg.Connection[Any]:
+        """The process's write connection (call under ``_wlock``), reconnected if broken."""
+        if self._closed:
+            raise Unavailable("the store is closed")
+        if self._w is None or self._w.closed or self._w.broken:
+            try:
+                con = psycopg.connect(self.url, **self._kwargs)
+            except psycopg.OperationalError as exc:
+                raise Unavailable(f"cannot connect to PostgreSQL: {exc}") from exc
+            if not self._sync:
+                con.execute("SET synchronous_commit = off")
+            self._w = con
+        return self._w
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one read query on a pooled autocommit connection; all rows."""
+
+        def run() -> list[tuple[Any, ...]]:
+            for attempt in (1, 2):  # a pooled connection the server dropped: retry once
+                broken = False
+                try:
+                    with self._pool.connection() as con:
+                        try:
+                            return con.execute(sql, params).fetchall()
+                        except psycopg.OperationalError:
+                            broken = con.broken
+                            raise
+                except psycopg.OperationalError:
+                    if attempt == 2 or not broken:
+                        raise
+            raise AssertionError("unreachable")
+
+        return self._guard(run)
+
+    def _write(self, fn: Callable[[psycopg.Connection[Any]], T]) -> T:
+        """Run ``fn`` on the write connection under the process write lock."""
+        with self._wlock:
+            return self._guard(lambda: fn(self._writer()))
+
+    def _migrate(self, fresh: bool) -> None:
+        def run(con: psycopg.Connection[Any]) -> None:
+            with con.transaction():
+                con.execute(
+                    "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_MIGRATE, self.schema)
+                )
+                if fresh:
+                    con.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+                con.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
+                con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+                r = con.execute("SELECT max(version) FROM schema_version").fetchone()
+                have = (r[0] if r else None) or 0
+                for number, script in enumerate(MIGRATIONS[have:], start=have + 1):
+                    for stmt in script.split(";"):
+                        if stmt.strip():
+                            con.execute(stmt)
+                    con.execute("DELETE FROM schema_version")
+                    con.execute("INSERT INTO schema_version VALUES (%s)", (number,))
+
+        self._write(run)
+
+    # -- writing -------------------------------------------------------------------
+    def commit(self, author: str, plan: Plan) -> tuple[int, list[Row], Any]:
+        def run(con: psycopg.Connection[Any]) -> tuple[int, list[Row], Any]:
+            with con.transaction() as tx:
+                self._lock(con)
+                head = con.execute("SELECT COALESCE(MAX(revision), 0) FROM revisions").fetchone()
+                view = _WriteView(con, int(head[0]) + 1, time.time())  # type: ignore[index]
+                pending, result = plan(view)
+                if not pending:
+                    raise psycopg.Rollback(tx)
+                try:
+                    rows = self._append(con, view, author, pending)
+                except psycopg.DataError as exc:
+                    raise InvalidInput("value", f"cannot be stored: {exc}") from exc
+                con.execute("SELECT pg_notify(%s, %s)", (self.channel, str(view.revision)))
+            if not pending:
+                return view.revision - 1, [], result
+            return view.revision, rows, result
+
+        return self._write(run)
+
+    def _lock(self, con: psycopg.Connection[Any]) -> None:
+        """Serialise writers across processes until the transaction ends."""
+        con.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_COMMIT, self.schema))
+
+    def _append(
+        self,
+        con: psycopg.Connection[Any],
+        view: _WriteView,
+        author: str,
+        pending: list[PendingChange],
+    ) -> list[Row]:
+        revision, now = view.revision, view.now
+        r = con.execute("SELECT COALESCE(MAX(id), 0) FROM changes").fetchone()
+        next_id = int(r[0]) + 1  # type: ignore[index]
+        before = view.latest([(p.namespace, p.key) for p in pending])
+        rows: list[Row] = []
+        final: dict[tuple[str, str], Row] = {}
+        for offset, p in enumerate(pending):
+            created = p.created_at or now
+            row = Row(next_id + offset, revision, *_PENDING(p), author, created, now, p.expires_at)  # type: ignore[call-arg]
+            rows.append(row)
+            final[(p.namespace, p.key)] = row
+        with con.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO changes VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, "
+                "%s, %s, %s, %s, %s)",
+                [_ROW_TUPLE(r) for r in rows],
+            )
+        unindex = [old.id for old in before.values() if old.live and old.text is not None]
+        if unindex:
+            con.execute("DELETE FROM fts WHERE change_id = ANY(%s::bigint[])", (unindex,))
+        index = [r for r in final.values() if r.live and r.text is not None]
+        if index:
+            con.execute(
+                "INSERT INTO fts SELECT t.id, to_tsvector('english', t.text) "
+                "FROM unnest(%s::bigint[], %s::text[]) AS t (id, text)",
+                ([r.id for r in index], [r.text for r in index]),
+            )
+        items = [
+            (r.namespace, r.key, r.id, r.version, r.revision, r.live, r.expires_at)
+            for r in final.values()
+        ]
+        con.execute(
+            "INSERT INTO items SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], "
+            "%s::bigint[], %s::bigint[], %s::boolean[], %s::float8[]) "
+            "ON CONFLICT (namespace, key) DO UPDATE SET change_id = excluded.change_id, "
+            "version = excluded.version, revision = excluded.revision, live = excluded.live, "
+            "expires_at = excluded.expires_at",
+            [list(column) for column in zip(*items, strict=True)],
+        )
+        con.execute(
+            "INSERT INTO revisions VALUES (%s, %s, %s, %s)", (revision, author, now, len(rows))
+        )
+        return rows
+
+    # -- reading -------------------------------------------------------------------
+    def head(self) -> int:
+        return int(self._read("SELECT COALESCE(MAX(revision), 0) FROM revisions")[0][0])
+
+    def compacted_revision(self) -> int:
+        value = self.meta("compacted_revision")
+        return int(value) if value else 0
+
+    def get(self, namespace: str, key: str, at_revision: int | None, now: float) -> Row | None:
+        if at_revision is None:
+            found = self._read(
+                f"SELECT {_ROW_COLS} FROM {_ITEM_JOIN} "
+                f"WHERE i.namespace = %s AND i.key = %s AND {_LIVE}",
+                (namespace, key, now),
+            )
+        else:
+            found = self._read(
+                f"SELECT {_ROW_COLS} FROM changes c WHERE namespace = %s AND key = %s "
+                "AND revision <= %s ORDER BY revision DESC, id DESC LIMIT 1",
+                (namespace, key, at_revision),
+            )
+        row = Row(*found[0]) if found else None
+        return row if row is not None and row.live else None
+
+    def history(self, namespace: str, key: str) -> list[Row]:
+        return _rows(
+            self._read(
+                f"SELECT {_ROW_COLS} FROM changes c WHERE namespace = %s AND key = %s ORDER BY id",
+                (namespace, key),
+            )
+        )
+
+    def list_items(
+        self,
+        scopes: Sequence[str],
+        flt: Any,
+        limit: int,
+        after: tuple[str, str] | None,
+        now: float,
+    ) -> list[Row]:
+        if not scopes:
+            return []
+        where, params = self._where(scopes, flt, now)
+        if after is not None:
+            where += " AND (i.namespace, i.key) > (%s, %s)"
+            params += list(after)
+        return _rows(
+            self._read(
+                f"SELECT {_ROW_COLS} FROM {_ITEM_JOIN} "
+                f"WHERE {where} ORDER BY i.namespace, i.key LIMIT %s",
+                [*params, limit],
+            )
+        )
+
+    def _where(self, scopes: Sequence[str], flt: Any, now: float) -> tuple[str, list[Any]]:
+        conds = flt if isinstance(flt, list) else parse_filter(flt)
+        scope, sp = scope_sql(scopes)
+        fsql, fp = filter_sql(conds)
+        return f"{_LIVE} AND {scope} AND {fsql}", [now, *sp, *fp]
+
+    def rows_by_id(self, ids: Iterable[int]) -> dict[int, Row]:
+        ids = list(ids)
+        out: dict[int, Row] = {}
+        for start in range(0, len(ids), _CHUNK):
+            found = self._read(
+                f"SELECT {_ROW_COLS} FROM changes c WHERE id = ANY(%s::bigint[])",
+                (ids[start : start + _CHUNK],),
+            )
+            out.update((r[0], Row(*r)) for r in found)
+        return out
+
+    def current_rows(self, ids: Iterable[int], now: float) -> dict[int, Row]:
+        ids = list(ids)
+        out: dict[int, Row] = {}
+        cols = _ROW_COLS.replace("c.vector", "NULL::bytea")  # hits never need the vector
+        for start in range(0, len(ids), _CHUNK):
+            found = self._read(
+                f"SELECT {cols} FROM {_ITEM_JOIN} "
+                f"WHERE i.change_id = ANY(%s::bigint[]) AND {_LIVE}",
+                (ids[start : start + _CHUNK], now),
+            )
+            out.update((r[0], Row(*r)) for r in found)
+        return out
+
+    def keyword_search(
+        self, query: str, scopes: Sequence[str], flt: Any, k: int, now: float
+    ) -> list[tuple[int, float]]:
+        terms = keyword_terms(query)
+        if not terms or not scopes:
+            return []
+        # each term is parsed on its own (no tsquery syntax reaches the parser), then ORed
+        tsq = " || ".join("plainto_tsquery('english', %s)" for _ in terms)
+        where, params = self._where(scopes, flt, now)
+        found = self._read(
+            f"SELECT f.change_id, ts_rank_cd(f.tsv, q.q) AS rank FROM (SELECT {tsq}) AS q (q), "
+            f"fts f JOIN {_ITEM_JOIN} ON i.change_id = f.change_id "
+            f"WHERE f.tsv @@ q.q AND {where} ORDER BY rank DESC, f.change_id LIMIT %s",
+            [*terms, *params, k],
+        )
+        return [(int(rid), float(score)) for rid, score in found]
+
+    def filtered_ids(self, scopes: Sequence[str], flt: Any, now: float) -> list[int]:
+        if not scopes:
+            return []
+        where, params = self._where(scopes, flt, now)
+        found = self._read(f"SELECT i.change_id FROM {_ITEM_JOIN} WHERE {where}", params)
+        return [r[0] for r in found]
+
+    def changes_since(self, revision: int, limit: int) -> list[Row]:
+        last = self._read(
+            "SELECT MAX(revision) FROM (SELECT revision FROM revisions WHERE revision > %s "
+            "ORDER BY revision LIMIT %s) AS page",
+            (revision, limit),
+        )[0][0]
+        if last is None:
+            return []
+        return _rows(
+            self._read(
+                f"SELECT {_ROW_COLS} FROM changes c WHERE revision > %s AND revision <= %s "
+                "ORDER BY id",
+                (revision, last),
+            )
+        )
+
+    def live_vectors(self) -> Iterator[tuple[int, str, bytes]]:
+        after = 0
+        while True:  # pages by id, so no connection is held between yields
+            page = self._read(
+                "SELECT c.id, c.namespace, c.vector FROM items i "
+                "JOIN changes c ON c.id = i.change_id WHERE i.live AND c.vector IS NOT NULL "
+                "AND c.id > %s ORDER BY c.id LIMIT %s",
+                (after, _CHUNK),
+            )
+            for cid, ns, vector in page:
+                yield cid, ns, bytes(vector)
+            if len(page) < _CHUNK:
+                return
+            after = page[-1][0]
+
+    def expired(self, now: float, limit: int) -> list[tuple[str, str]]:
+        found = self._read(
+            "SELECT namespace, key FROM items WHERE live AND expires_at IS NOT NULL "
+            "AND expires_at <= %s LIMIT %s",
+            (now, limit),
+        )
+        return [(ns, key) for ns, key in found]
+
+    def compact(self, revision: int) -> int:
+        def run(con: psycopg.Connection[Any]) -> int:
+            with con.transaction() as tx:
+                self._lock(con)
+                current = self._meta(con, "compacted_revision")
+                if current is not None and int(current) >= revision:
+                    raise psycopg.Rollback(tx)
+                # Keep, per key, the newest change below the compaction point: reads at
+                # any revision >= it still see the right version, and numbering goes on.
+                con.execute(
+                    "DELETE FROM changes c WHERE c.revision < %s AND EXISTS (SELECT 1 FROM "
+                    "changes n WHERE n.namespace = c.namespace AND n.key = c.key "
+                    "AND n.revision < %s AND n.id > c.id)",
+                    (revision, revision),
+                )
+                self._set_meta(con, "compacted_revision", str(revision))
+            return int(current) if current is not None and int(current) >= revision else revision
+
+        return self._write(run)
+
+    # -- settings ------------------------------------------------------------------
+    @staticmethod
+    def _meta(con: psycopg.Connection[Any], name: str) -> str | None:
+        r = con.execute("SELECT value FROM meta WHERE name = %s", (name,)).fetchone()
+        return r[0] if r else None
+
+    @staticmethod
+    def _set_meta(con: psycopg.Connection[Any], name: str, value: str) -> None:
+        con.execute(
+            "INSERT INTO meta VALUES (%s, %s) "
+            "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            (name, value),
+        )
+
+    def meta(self, name: str) -> str | None:
+        found = self._read("SELECT value FROM meta WHERE name = %s", (name,))
+        return found[0][0] if found else None
+
+    def set_meta(self, name: str, value: str) -> None:
+        self._write(lambda con: self._set_meta(con, name, value))
+
+    def external_change(self) -> bool:
+        # The head moves when any process commits (this one included); each thread
+        # remembers what it last saw. Spurious True is fine: the engine compares revisions.
+        head = self.head()
+        changed = head != getattr(self._local, "head", None)
+        self._local.head = head
+        return changed
+
+    # -- principals, grants, keys ----------------------------------------------------
+    def acl(self) -> PostgresLog:
+        return self
+
+    def acl_grants(self) -> list[tuple[str, str, str]]:
+        found = self._read(
+            "SELECT principal, prefix, permission FROM grants ORDER BY principal, prefix"
+        )
+        return [(p, pre, perm) for p, pre, perm in found]
+
+    @staticmethod
+    def _add_principal(con: psycopg.Connection[Any], principal: str, now: float) -> None:
+        con.execute(
+            "INSERT INTO principals VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
+            (principal, now),
+        )
+
+    def acl_set_grant(self, principal: str, prefix: str, permission: str | None) -> None:
+        def run(con: psycopg.Connection[Any]) -> None:
+            with con.transaction():
+                self._add_principal(con, principal, time.time())
+                if permission is None:
+                    con.execute(
+                        "DELETE FROM grants WHERE principal = %s AND prefix = %s",
+                        (principal, prefix),
+                    )
+                else:
+                    con.execute(
+                        "INSERT INTO grants VALUES (%s, %s, %s) ON CONFLICT (principal, prefix) "
+                        "DO UPDATE SET permission = excluded.permission",
+                        (principal, prefix, permission),
+                    )
+
+        self._write(run)
+
+    def acl_principals(self) -> list[str]:
+        return [r[0] for r in self._read("SELECT name FROM principals ORDER BY name")]
+
+    def acl_add_principal(self, principal: str) -> None:
+        self._write(lambda con: self._add_principal(con, principal, time.time()))
+
+    def acl_add_key(self, key_id: str, principal: str, digest: str) -> float:
+        now = time.time()
+
+        def run(con: psycopg.Connection[Any]) -> None:
+            with con.transaction():
+                self._add_principal(con, principal, now)
+                con.execute(
+                    "INSERT INTO api_keys VALUES (%s, %s, %s, %s, NULL)",
+                    (key_id, principal, digest, now),
+                )
+
+        self._write(run)
+        return now
+
+    def acl_revoke_key(self, key_id: str) -> bool:
+        def run(con: psycopg.Connection[Any]) -> bool:
+            cur = con.execute(
+                "UPDATE api_keys SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL",
+                (time.time(), key_id),
+            )
+            return cur.rowcount > 0
+
+        return self._write(run)
+
+    def acl_keys(self) -> list[tuple[str, str, str, float, float | None]]:
+        found = self._read(
+            "SELECT id, principal, hash, created_at, revoked_at FROM api_keys ORDER BY created_at"
+        )
+        return [tuple(r) for r in found]
+
+    def acl_key(self, key_id: str) -> tuple[str, str, str, float, float | None] | None:
+        found = self._read(
+            "SELECT id, principal, hash, created_at, revoked_at FROM api_keys WHERE id = %s",
+            (key_id,),
+        )
+        return tuple(found[0]) if found else None
+
+    # -- lifecycle -----------------------------------------------------------------
+    def close(self) -> None:
+        with self._wlock:
+            if self._closed:
+                return
+            self._closed = True
+            pool = getattr(self, "_pool", None)
+            if pool is not None:
+                pool.close()
+            if self._w is not None:
+                self._w.close()
+
+    def drop(self) -> None:
+        """Remove the schema and everything in it (tests, teardown); closes the log."""
+        self.close()
+        try:
+            with psycopg.connect(self.url, autocommit=True) as con:
+                con.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+        except psycopg.OperationalError as exc:
+            raise Unavailable(f"PostgreSQL unavailable: {exc}") from exc
