@@ -18,7 +18,7 @@ from api.settings import Settings
 from memory import Memory, __version__
 from memory.errors import PayloadTooLarge
 
-__all__ = ["create_app", "bootstrap", "BodyLimitMiddleware"]
+__all__ = ["create_app", "open_memory", "bootstrap", "BodyLimitMiddleware"]
 
 DESCRIPTION = """\
 A versioned, conflict-safe shared memory for multi-agent systems.
@@ -37,9 +37,7 @@ def create_app(settings: Settings | None = None, memory: Memory | None = None) -
     settings = settings if settings is not None else Settings.from_env()
     owned = memory is None
     if memory is None:
-        memory = Memory.open(
-            settings.data_dir, durability=settings.durability, watch_queue=settings.watch_queue
-        )
+        memory = open_memory(settings)
     try:
         bootstrap(memory, settings)
     except BaseException:
@@ -77,6 +75,23 @@ def create_app(settings: Settings | None = None, memory: Memory | None = None) -
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def open_memory(settings: Settings, **options: Any) -> Memory:
+    """The store the settings describe: SQLite in ``data_dir``, or the log at ``log_url``
+    (PostgreSQL) with this replica's vector index in ``data_dir``."""
+    log = None
+    if settings.log_url:
+        from memory.log import open_log
+
+        log = open_log(settings.log_url, durability=settings.durability)
+    return Memory.open(
+        settings.data_dir,
+        durability=settings.durability,
+        watch_queue=settings.watch_queue,
+        log=log,
+        **options,
+    )
 
 
 def bootstrap(root: Memory, settings: Settings) -> str | None:

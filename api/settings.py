@@ -28,6 +28,9 @@ class Settings:
     max_body_bytes: int = 16 * 1024 * 1024
     heartbeat: float = 15.0
     watch_queue: int = 1024
+    #: ``postgresql://…``: share one log between API replicas (each keeps its own
+    #: vector index in ``data_dir``, caught up from the log). Unset: SQLite in data_dir.
+    log_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

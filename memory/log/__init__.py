@@ -6,14 +6,26 @@ __all__ = ["PendingChange", "Row", "StateLog", "WriteView", "open_log"]
 
 
 def open_log(url: str, **options: object) -> StateLog:
-    """Open a log by URL: ``sqlite:///path/to/file.db`` or ``postgresql://...``."""
+    """Open a log by URL: ``sqlite:///path/to/file.db`` or
+    ``postgresql://user@host/db?schema=hivemem``."""
     if url.startswith("sqlite://"):
         from memory.log.sqlite import SQLiteLog
 
         return SQLiteLog(url[len("sqlite://") :], **options)  # type: ignore[arg-type]
     if url.startswith(("postgresql://", "postgres://")):
+        from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
         from memory.log.postgres import PostgresLog
 
+        # ?schema=NAME picks the schema (several stores may share one database)
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query)
+        schema = [v for k, v in query if k == "schema"]
+        if schema:
+            options["schema"] = schema[-1]
+            url = urlunsplit(
+                parts._replace(query=urlencode([(k, v) for k, v in query if k != "schema"]))
+            )
         return PostgresLog(url, **options)  # type: ignore[arg-type]
     from memory.errors import InvalidInput
 
