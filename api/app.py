@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.deps import document_security
 from api.metrics import Metrics, MetricsMiddleware
 from api.problems import document_problems, install_handlers, problem_response
 from api.routes import ROUTERS
@@ -70,7 +71,7 @@ def create_app(settings: Settings | None = None, memory: Memory | None = None) -
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_problems(FastAPI.openapi(app))
+            app.openapi_schema = document_security(document_problems(FastAPI.openapi(app)))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
