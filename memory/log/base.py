@@ -13,7 +13,25 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Row", "PendingChange", "WriteView", "StateLog", "Plan"]
+__all__ = ["Row", "PendingChange", "WriteView", "StateLog", "Plan", "scope_sql"]
+
+
+def scope_sql(
+    scopes: Sequence[str], column: str = "i.namespace", mark: str = "?"
+) -> tuple[str, list[Any]]:
+    """SQL matching namespaces equal to or below any scope (``""`` = everything).
+
+    ``mark`` is the driver's placeholder. Namespace characters all sort after ``/``'s
+    successor ``0`` or before ``/``, so ``(s + '/', s + '0')`` holds exactly ``s/…``
+    in byte order (PostgreSQL columns use ``COLLATE "C"`` for this).
+    """
+    if any(s == "" for s in scopes):
+        return "1 = 1", []
+    parts, params = [], []
+    for s in scopes:
+        parts.append(f"({column} = {mark} OR ({column} > {mark} AND {column} < {mark}))")
+        params += [s, s + "/", s + "0"]
+    return "(" + " OR ".join(parts) + ")", params
 
 
 @dataclass(slots=True)

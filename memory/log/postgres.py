@@ -26,10 +26,10 @@ import psycopg
 import psycopg_pool
 
 from memory.errors import InvalidInput, Unavailable
-from memory.log.base import PendingChange, Plan, Row
+from memory.log.base import PendingChange, Plan, Row, scope_sql
 from memory.search import Cond, keyword_terms, parse_filter
 
-__all__ = ["PostgresLog", "filter_sql", "scope_sql"]
+__all__ = ["PostgresLog", "filter_sql"]
 
 T = TypeVar("T")
 
@@ -83,18 +83,6 @@ _ROW_TUPLE = attrgetter(*(f.name for f in fields(Row)))
 _PENDING = attrgetter(
     "op", "namespace", "key", "version", "prev_version", "value", "text", "metadata", "vector"
 )
-
-
-def scope_sql(scopes: Sequence[str], column: str = "i.namespace") -> tuple[str, list[Any]]:
-    """SQL matching namespaces equal to or below any scope (``""`` = everything)."""
-    if any(s == "" for s in scopes):
-        return "TRUE", []
-    parts, params = [], []
-    for s in scopes:
-        # '/' is followed by '0' in byte order: (s + '/', s + '0') holds exactly s/...
-        parts.append(f"({column} = %s OR ({column} > %s AND {column} < %s))")
-        params += [s, s + "/", s + "0"]
-    return "(" + " OR ".join(parts) + ")", params
 
 
 def _value_pred(operand: Any) -> tuple[str, list[Any]]:
@@ -442,7 +430,7 @@ class PostgresLog:
 
     def _where(self, scopes: Sequence[str], flt: Any, now: float) -> tuple[str, list[Any]]:
         conds = flt if isinstance(flt, list) else parse_filter(flt)
-        scope, sp = scope_sql(scopes)
+        scope, sp = scope_sql(scopes, mark="%s")
         fsql, fp = filter_sql(conds)
         return f"{_LIVE} AND {scope} AND {fsql}", [now, *sp, *fp]
 

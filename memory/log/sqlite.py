@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from memory.errors import InvalidInput, Unavailable
-from memory.log.base import PendingChange, Plan, Row
+from memory.log.base import PendingChange, Plan, Row, scope_sql
 from memory.search import Cond, keyword_terms, parse_filter
 
 __all__ = ["SQLiteLog"]
@@ -62,18 +62,6 @@ _ROW_COLS = (
     "c.text, c.metadata, c.vector, c.author, c.created_at, c.updated_at, c.expires_at"
 )
 _LIVE = "i.live = 1 AND (i.expires_at IS NULL OR i.expires_at > ?)"
-
-
-def scope_sql(scopes: Sequence[str], column: str = "i.namespace") -> tuple[str, list[Any]]:
-    """SQL matching namespaces equal to or below any scope (``""`` = everything)."""
-    if any(s == "" for s in scopes):
-        return "1", []
-    parts, params = [], []
-    for s in scopes:
-        # '/' is followed by '0' in code order: (s + '/', s + '0') holds exactly s/...
-        parts.append(f"({column} = ? OR ({column} > ? AND {column} < ?))")
-        params += [s, s + "/", s + "0"]
-    return "(" + " OR ".join(parts) + ")", params
 
 
 def _value_pred(operand: Any) -> tuple[str, list[Any]]:
