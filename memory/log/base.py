@@ -21,9 +21,10 @@ def scope_sql(
 ) -> tuple[str, list[Any]]:
     """SQL matching namespaces equal to or below any scope (``""`` = everything).
 
-    ``mark`` is the driver's placeholder. Namespace characters all sort after ``/``'s
-    successor ``0`` or before ``/``, so ``(s + '/', s + '0')`` holds exactly ``s/…``
-    in byte order (PostgreSQL columns use ``COLLATE "C"`` for this).
+    ``mark`` is the driver's placeholder. ``0`` follows ``/`` in byte order, so the
+    strings that start with ``s/`` are exactly those in ``[s + '/', s + '0')``: an
+    index range, not a LIKE (``_`` is a LIKE wildcard and a namespace character).
+    PostgreSQL columns use ``COLLATE "C"`` to compare bytewise.
     """
     if any(s == "" for s in scopes):
         return "1 = 1", []
