@@ -31,7 +31,7 @@ RUN /opt/venv/bin/python -m compileall -q /app/memory /app/api
 ENV HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1
 RUN /opt/venv/bin/python -c "\
-from memory.embed import MiniLMEmbedder; \
+from hivemem.memory.embed import MiniLMEmbedder; \
 v = MiniLMEmbedder().embed(['hivemem loads its model offline']); \
 assert v.shape == (1, 384), v.shape; \
 print('model ok:', v.shape)"

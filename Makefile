@@ -35,9 +35,9 @@ test: install
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: install
-	$(VENV)/bin/ruff check memory api adapters tests bench
-	$(VENV)/bin/ruff format --check memory api adapters tests bench
-	$(VENV)/bin/mypy --strict memory api
+	$(VENV)/bin/ruff check hivemem/__init__.py memory api adapters tests bench
+	$(VENV)/bin/ruff format --check hivemem/__init__.py memory api adapters tests bench
+	$(VENV)/bin/mypy --strict -p hivemem
 
 bench: install
 	$(PY) -m bench.run $(BENCH_ARGS)

@@ -11,13 +11,13 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import document_security
-from api.metrics import Metrics, MetricsMiddleware
-from api.problems import document_problems, install_handlers, problem_response
-from api.routes import ROUTERS
-from api.settings import Settings
-from memory import Memory, __version__
-from memory.errors import PayloadTooLarge
+from hivemem.api.deps import document_security
+from hivemem.api.metrics import Metrics, MetricsMiddleware
+from hivemem.api.problems import document_problems, install_handlers, problem_response
+from hivemem.api.routes import ROUTERS
+from hivemem.api.settings import Settings
+from hivemem.memory import Memory, __version__
+from hivemem.memory.errors import PayloadTooLarge
 
 __all__ = ["create_app", "open_memory", "bootstrap", "BodyLimitMiddleware"]
 
@@ -83,7 +83,7 @@ def open_memory(settings: Settings, **options: Any) -> Memory:
     (PostgreSQL) with this replica's vector index in ``data_dir``."""
     log = None
     if settings.log_url:
-        from memory.log import open_log
+        from hivemem.memory.log import open_log
 
         log = open_log(settings.log_url, durability=settings.durability)
     return Memory.open(

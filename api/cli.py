@@ -30,9 +30,9 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import IO, Any
 
-from api.settings import Settings
-from memory.client import Client
-from memory.errors import Conflict, HivememError, InvalidInput
+from hivemem.api.settings import Settings
+from hivemem.memory.client import Client
+from hivemem.memory.errors import Conflict, HivememError, InvalidInput
 
 __all__ = ["main", "build_parser", "load_config", "client_options", "server_settings"]
 
@@ -271,7 +271,7 @@ def _records(stream: IO[str]) -> Iterator[dict[str, Any]]:
 
 
 def _import(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
-    from memory.client._base import import_chunks
+    from hivemem.memory.client._base import import_chunks
 
     progress = _progress(a, "import")
     source = sys.stdin if a.file == "-" else open(a.file, encoding="utf-8")  # noqa: SIM115
@@ -313,7 +313,7 @@ def _bind(host: str, port: int) -> Any:
 
 def worker_app() -> Any:
     """The app of one ``--workers`` process (settings come from the parent)."""
-    from api.app import create_app
+    from hivemem.api.app import create_app
 
     return create_app(Settings(**json.loads(os.environ[_WORKER_SETTINGS])))
 
@@ -326,7 +326,7 @@ def serve(settings: Settings, workers: int = 1, log_level: str = "info") -> None
     where = f"http://{settings.host}:{settings.port}"
     print(f"hivemem: serving {settings.data_dir} on {where}", file=sys.stderr, flush=True)
     if workers <= 1:
-        from api.app import create_app
+        from hivemem.api.app import create_app
 
         config = uvicorn.Config(create_app(settings), log_level=log_level)
         uvicorn.Server(config).run(sockets=[sock])
@@ -339,7 +339,7 @@ def serve(settings: Settings, workers: int = 1, log_level: str = "info") -> None
 
     os.environ[_WORKER_SETTINGS] = json.dumps(asdict(settings))
     config = uvicorn.Config(
-        "api.cli:worker_app", factory=True, workers=workers, log_level=log_level
+        "hivemem.api.cli:worker_app", factory=True, workers=workers, log_level=log_level
     )
     if "target" in inspect.signature(Multiprocess).parameters:  # uvicorn < 0.50
         server = uvicorn.Server(config)

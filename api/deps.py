@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
-from api.settings import Settings
-from memory import Memory
-from memory.errors import Unauthenticated
+from hivemem.api.settings import Settings
+from hivemem.memory import Memory
+from hivemem.memory.errors import Unauthenticated
 
 __all__ = [
     "root_memory",

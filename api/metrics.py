@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from memory import Memory
+from hivemem.memory import Memory
 
 __all__ = ["Metrics", "MetricsMiddleware", "CONTENT_TYPE"]
 

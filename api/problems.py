@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from memory.errors import HivememError, InvalidInput, NotFound
+from hivemem.memory.errors import HivememError, InvalidInput, NotFound
 
 __all__ = [
     "PROBLEM_JSON",

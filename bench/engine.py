@@ -21,8 +21,8 @@ from bench.common import (
     step,
 )
 from bench.locomo import load_conversations, turn_text
-from memory import Memory
-from memory.embed import default_embedder
+from hivemem.memory import Memory
+from hivemem.memory.embed import default_embedder
 
 Result = dict[str, Any]
 DIM = 384
@@ -282,7 +282,7 @@ def put_batch(batches: int = 20, size: int = 1000) -> Result:
         raw.executemany("INSERT INTO fts (text) VALUES (?)", [(r[3],) for r in chunk])
         raw.execute("COMMIT")
 
-    from memory.log.sqlite import SQLiteLog
+    from hivemem.memory.log.sqlite import SQLiteLog
 
     schema = SQLiteLog(f"{path}/schema.db")  # hivemem's own tables, written by hand
     same = schema._w

@@ -333,7 +333,7 @@ def search(server: _Server, key: str, data_dir: str, n_items: int, n_queries: in
     ingest_rate = n_items / (time.perf_counter() - start)
 
     step(f"http search: {n_queries} vector queries over HTTP vs in-process Memory.search")
-    from memory import Memory
+    from hivemem.memory import Memory
 
     t0 = time.perf_counter()
     mem = Memory.open(data_dir, embedder=None, reaper_interval=None)

@@ -42,9 +42,9 @@ def hello_app() -> Any:
 
 def hivemem_app(data_dir: str, key: str) -> Any:
     """hivemem's REST app over a store opened here (``embedder=None``: supplied vectors)."""
-    from api.app import create_app
-    from api.settings import Settings
-    from memory import Memory
+    from hivemem.api.app import create_app
+    from hivemem.api.settings import Settings
+    from hivemem.memory import Memory
 
     settings = Settings(data_dir=data_dir, admin_key=key)
     memory = Memory.open(data_dir, embedder=None, watch_queue=settings.watch_queue)

@@ -1,14 +1,14 @@
 """hivemem: a versioned, conflict-safe shared memory with hybrid retrieval.
 
-from memory import Memory
+from hivemem.memory import Memory
 mem = Memory.open("./data")
 mem.put("team/notes", "deploy-plan", {"step": 1}, text="Deploy on Friday")
 mem.search("when is the deploy?", namespaces=["team"])
 """
 
-from memory.embed import Embedder, MiniLMEmbedder
-from memory.engine import Memory
-from memory.errors import (
+from hivemem.memory.embed import Embedder, MiniLMEmbedder
+from hivemem.memory.engine import Memory
+from hivemem.memory.errors import (
     Compacted,
     Conflict,
     HivememError,
@@ -20,7 +20,7 @@ from memory.errors import (
     Unauthenticated,
     Unavailable,
 )
-from memory.models import (
+from hivemem.memory.models import (
     ApiKeyCreated,
     ApiKeyInfo,
     Change,
@@ -37,7 +37,7 @@ from memory.models import (
     TxnRequest,
     TxnResult,
 )
-from memory.watch import Subscription
+from hivemem.memory.watch import Subscription
 
 __all__ = [
     "Memory",
@@ -78,7 +78,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> object:
     # The HTTP client (and httpx) load only when asked for.
     if name in ("Client", "AsyncClient"):
-        from memory import client
+        from hivemem.memory import client
 
         return getattr(client, name)
-    raise AttributeError(f"module 'memory' has no attribute {name!r}")
+    raise AttributeError(f"module 'hivemem.memory' has no attribute {name!r}")

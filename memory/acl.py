@@ -16,9 +16,9 @@ import threading
 import time
 from typing import Any
 
-from memory.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
-from memory.models import ApiKeyCreated, ApiKeyInfo, Grant, ts_to_datetime
-from memory.validation import check_prefix, in_scope
+from hivemem.memory.errors import InvalidInput, NotFound, PermissionDenied, Unauthenticated
+from hivemem.memory.models import ApiKeyCreated, ApiKeyInfo, Grant, ts_to_datetime
+from hivemem.memory.validation import check_prefix, in_scope
 
 __all__ = ["ACL", "LEVELS", "check_principal"]
 

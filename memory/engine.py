@@ -24,13 +24,13 @@ from typing import Any, TypeVar
 import numpy as np
 from pydantic import BaseModel
 
-from memory import merge as merging
-from memory.acl import ACL, check_principal
-from memory.embed import Embedder, default_embedder
-from memory.errors import Compacted, Conflict, InvalidInput, NotFound, PermissionDenied
-from memory.index.base import VectorIndex
-from memory.log.base import PendingChange, Row, StateLog, WriteView
-from memory.models import (
+from hivemem.memory import merge as merging
+from hivemem.memory.acl import ACL, check_principal
+from hivemem.memory.embed import Embedder, default_embedder
+from hivemem.memory.errors import Compacted, Conflict, InvalidInput, NotFound, PermissionDenied
+from hivemem.memory.index.base import VectorIndex
+from hivemem.memory.log.base import PendingChange, Row, StateLog, WriteView
+from hivemem.memory.models import (
     ApiKeyCreated,
     ApiKeyInfo,
     Change,
@@ -46,8 +46,8 @@ from memory.models import (
     TxnResult,
     ts_to_datetime,
 )
-from memory.search import FUSION_DEPTH, fuse, parse_filter
-from memory.validation import (
+from hivemem.memory.search import FUSION_DEPTH, fuse, parse_filter
+from hivemem.memory.validation import (
     MERGE_MODES,
     check_key,
     check_metadata,
@@ -58,7 +58,7 @@ from memory.validation import (
     dump_value,
     in_scope,
 )
-from memory.watch import Subscription, WatchHub
+from hivemem.memory.watch import Subscription, WatchHub
 
 __all__ = ["Memory", "SYSTEM_PRINCIPAL"]
 
@@ -390,8 +390,8 @@ class Memory:
         ``"normal"`` survives a process crash and is much faster. ``embedder=None``
         stores only supplied vectors.
         """
-        from memory.index.faiss import FaissIndex
-        from memory.log.sqlite import SQLiteLog
+        from hivemem.memory.index.faiss import FaissIndex
+        from hivemem.memory.log.sqlite import SQLiteLog
 
         cleanup = None
         if path == ":memory:":

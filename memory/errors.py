@@ -127,7 +127,7 @@ class Conflict(HivememError):
 
     @classmethod
     def from_problem(cls, body: dict[str, Any]) -> HivememError:
-        from memory.models import Item, MergeConflict
+        from hivemem.memory.models import Item, MergeConflict
 
         current = body.get("current")
         return cls(

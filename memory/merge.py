@@ -5,7 +5,7 @@ from __future__ import annotations
 from copy import deepcopy
 from typing import Any, Final, Literal
 
-from memory.models import MergeConflict
+from hivemem.memory.models import MergeConflict
 
 __all__ = ["merge_patch", "three_way", "json_pointer"]
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from memory.errors import InvalidInput
+from hivemem.memory.errors import InvalidInput
 
 __all__ = [
     "Cond",

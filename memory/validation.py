@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from memory.errors import InvalidInput, PayloadTooLarge
+from hivemem.memory.errors import InvalidInput, PayloadTooLarge
 
 __all__ = [
     "check_namespace",

@@ -16,9 +16,9 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
-from memory.errors import Compacted, Lagged
-from memory.log.base import Row, StateLog
-from memory.validation import in_scope
+from hivemem.memory.errors import Compacted, Lagged
+from hivemem.memory.log.base import Row, StateLog
+from hivemem.memory.validation import in_scope
 
 __all__ = ["WatchHub", "Subscription"]
 

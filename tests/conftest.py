@@ -13,8 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from memory import Memory
-from memory.log.base import StateLog
+from hivemem.memory import Memory
+from hivemem.memory.log.base import StateLog
 from tests.embedders import HashEmbedder
 
 BACKENDS = ["sqlite", "postgres"]
@@ -34,14 +34,14 @@ def _postgres_url() -> str | None:
 def make_log(backend: str, tmp_path) -> StateLog:  # type: ignore[no-untyped-def]
     """A fresh, empty log of ``backend``; skips when the backend is unavailable."""
     if backend == "sqlite":
-        from memory.log.sqlite import SQLiteLog
+        from hivemem.memory.log.sqlite import SQLiteLog
 
         return SQLiteLog(str(tmp_path / f"log-{uuid.uuid4().hex[:6]}.db"), durability="off")
     url = _postgres_url()
     if url is None:
         pytest.skip("no PostgreSQL server (set HIVEMEM_TEST_POSTGRES)")
     try:
-        from memory.log.postgres import PostgresLog
+        from hivemem.memory.log.postgres import PostgresLog
     except ImportError as exc:
         pytest.skip(f"PostgreSQL log backend not available: {exc}")
     return PostgresLog(url, schema=f"t_{uuid.uuid4().hex[:10]}", fresh=True)

@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-from memory import Conflict, Memory
+from hivemem.memory import Conflict, Memory
 from tests.embedders import HashEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +57,7 @@ def test_eight_threads_of_cas_increments_lose_nothing(tmp_path) -> None:  # type
 CHILD = """
 import sys
 sys.path.insert(0, {root!r})
-from memory import Conflict, Memory
+from hivemem.memory import Conflict, Memory
 from tests.embedders import HashEmbedder
 from tests.test_concurrency import increment
 mem = Memory.open({path!r}, embedder=HashEmbedder(), reaper_interval=None)

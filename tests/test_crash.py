@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from memory import Memory
+from hivemem.memory import Memory
 from tests.embedders import HashEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WRITER = """
 import sys, random
 sys.path.insert(0, {root!r})
-from memory import Memory
+from hivemem.memory import Memory
 from tests.embedders import HashEmbedder
 mem = Memory.open({path!r}, embedder=HashEmbedder(), reaper_interval=None, save_interval=0.05)
 rng = random.Random()

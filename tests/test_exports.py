@@ -1,19 +1,28 @@
-"""The public surface of ``memory`` is what ``__all__`` says, and it all imports."""
+"""The public surface of ``hivemem`` is what ``__all__`` says, and it all imports."""
 
 from __future__ import annotations
 
-import memory
-from memory import errors
+import hivemem
+import hivemem.memory
+from hivemem.memory import errors
 
 
 def test_every_exported_name_exists() -> None:
-    for name in memory.__all__:
-        assert hasattr(memory, name), name
+    for name in hivemem.__all__:
+        assert hasattr(hivemem, name), name
+
+
+def test_the_root_package_re_exports_the_engine_surface() -> None:
+    assert set(hivemem.__all__) == set(hivemem.memory.__all__)
+    for name in hivemem.__all__:
+        assert getattr(hivemem, name) is getattr(hivemem.memory, name), name
 
 
 def test_the_documented_names_are_exported() -> None:
     documented = {
         "Memory",
+        "Client",
+        "AsyncClient",
         "Conflict",
         "NotFound",
         "PermissionDenied",
@@ -25,7 +34,7 @@ def test_the_documented_names_are_exported() -> None:
         "TxnResult",
         "ListPage",
     }
-    assert documented <= set(memory.__all__)
+    assert documented <= set(hivemem.__all__)
 
 
 def test_every_error_maps_to_one_status_and_problem_type() -> None:

@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from memory import Memory
+from hivemem.memory import Memory
 from tests.embedders import HashEmbedder
 
 

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from memory.merge import json_pointer, merge_patch, three_way
-from memory.models import MergeConflict
+from hivemem.memory.merge import json_pointer, merge_patch, three_way
+from hivemem.memory.models import MergeConflict
 
 # --- strategies -------------------------------------------------------------
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from bench.locomo import load_conversations, turn_text
-from memory import Memory
-from memory.embed import default_embedder
+from hivemem.memory import Memory
+from hivemem.memory.embed import default_embedder
 
 # Floors set from measured values (see bench/RESULTS.md), a little below them so that
 # only a real regression fails.

@@ -13,7 +13,7 @@ import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from memory import Compacted, Conflict, Memory, NotFound
+from hivemem.memory import Compacted, Conflict, Memory, NotFound
 from tests.embedders import HashEmbedder
 
 NAMESPACES = st.sampled_from(["a", "a/b", "c"])

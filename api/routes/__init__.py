@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api.routes import access, health, items, maintenance, search, txn, watch
+from hivemem.api.routes import access, health, items, maintenance, search, txn, watch
 
 __all__ = ["ROUTERS"]
 

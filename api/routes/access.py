@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Caller
-from api.problems import problem_responses
-from api.routes.examples import GRANT, KEY_CREATED, KEY_INFO, ok
-from memory.models import ApiKeyCreated, ApiKeyInfo, Grant
+from hivemem.api.deps import Caller
+from hivemem.api.problems import problem_responses
+from hivemem.api.routes.examples import GRANT, KEY_CREATED, KEY_INFO, ok
+from hivemem.memory.models import ApiKeyCreated, ApiKeyInfo, Grant
 
 __all__ = ["router", "KeyRequest", "WhoAmI"]
 

@@ -7,11 +7,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
-from api.deps import Root
-from api.metrics import CONTENT_TYPE
-from api.problems import problem_responses
-from api.routes.examples import ok
-from memory.errors import Unavailable
+from hivemem.api.deps import Root
+from hivemem.api.metrics import CONTENT_TYPE
+from hivemem.api.problems import problem_responses
+from hivemem.api.routes.examples import ok
+from hivemem.memory.errors import Unavailable
 
 __all__ = ["router"]
 

@@ -13,11 +13,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Caller
-from api.problems import problem_responses
-from api.routes.examples import ITEM, TOMBSTONE, ok
-from memory.errors import InvalidInput
-from memory.models import Item, ListPage
+from hivemem.api.deps import Caller
+from hivemem.api.problems import problem_responses
+from hivemem.api.routes.examples import ITEM, TOMBSTONE, ok
+from hivemem.memory.errors import InvalidInput
+from hivemem.memory.models import Item, ListPage
 
 __all__ = ["router", "PutBody"]
 

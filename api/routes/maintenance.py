@@ -11,10 +11,10 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Caller
-from api.problems import problem_responses
-from api.routes.examples import ITEM, ok
-from memory.errors import InvalidInput
+from hivemem.api.deps import Caller
+from hivemem.api.problems import problem_responses
+from hivemem.api.routes.examples import ITEM, ok
+from hivemem.memory.errors import InvalidInput
 
 __all__ = ["router", "CompactRequest", "RevisionInfo", "Compacted", "Imported"]
 

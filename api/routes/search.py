@@ -7,10 +7,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import Caller
-from api.problems import problem_responses
-from api.routes.examples import HIT, ok
-from memory.models import Hit
+from hivemem.api.deps import Caller
+from hivemem.api.problems import problem_responses
+from hivemem.api.routes.examples import HIT, ok
+from hivemem.memory.models import Hit
 
 __all__ = ["router", "SearchRequest"]
 

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict
 
-from api.deps import Caller
-from api.problems import problem_responses
-from api.routes.examples import ITEM, TOMBSTONE, ok
-from memory.errors import InvalidInput
-from memory.models import Item, TxnRequest, TxnResult, WriteOp
+from hivemem.api.deps import Caller
+from hivemem.api.problems import problem_responses
+from hivemem.api.routes.examples import ITEM, TOMBSTONE, ok
+from hivemem.memory.errors import InvalidInput
+from hivemem.memory.models import Item, TxnRequest, TxnResult, WriteOp
 
 __all__ = ["router", "BatchRequest"]
 

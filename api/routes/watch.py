@@ -22,14 +22,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from api.deps import Caller, authenticate, websocket_token
-from api.deps import settings as get_settings
-from api.metrics import Metrics
-from api.problems import problem_body, problem_responses
-from api.routes.examples import CHANGE
-from memory import Subscription
-from memory.errors import HivememError, InvalidInput
-from memory.models import Change
+from hivemem.api.deps import Caller, authenticate, websocket_token
+from hivemem.api.deps import settings as get_settings
+from hivemem.api.metrics import Metrics
+from hivemem.api.problems import problem_body, problem_responses
+from hivemem.api.routes.examples import CHANGE
+from hivemem.memory import Subscription
+from hivemem.memory.errors import HivememError, InvalidInput
+from hivemem.memory.models import Change
 
 __all__ = ["router", "revision_batches"]
 

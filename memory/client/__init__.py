@@ -1,6 +1,6 @@
 """HTTP clients for a hivemem server, with the same methods and errors as ``Memory``.
 
-    from memory.client import Client
+    from hivemem.memory.client import Client
     with Client("http://127.0.0.1:8080", api_key="hm_...") as mem:
         mem.put("team/notes", "plan", {"step": 1})
 
@@ -8,7 +8,7 @@
 transport (``httpx.MockTransport`` in tests).
 """
 
-from memory.client._async import AsyncClient, AsyncWatchStream
-from memory.client._sync import Client, WatchStream
+from hivemem.memory.client._async import AsyncClient, AsyncWatchStream
+from hivemem.memory.client._sync import Client, WatchStream
 
 __all__ = ["Client", "AsyncClient", "WatchStream", "AsyncWatchStream"]

@@ -16,16 +16,16 @@ from typing import Any, TypeVar
 
 import httpx
 
-from memory.client._base import (
+from hivemem.memory.client._base import (
     RETRY_STATUSES,
     BaseClient,
     Call,
     error_from_response,
     import_chunks,
 )
-from memory.client._watch import EventParser, Resume, WatchCursor
-from memory.errors import HivememError, Unavailable
-from memory.models import (
+from hivemem.memory.client._watch import EventParser, Resume, WatchCursor
+from hivemem.memory.errors import HivememError, Unavailable
+from hivemem.memory.models import (
     ApiKeyCreated,
     ApiKeyInfo,
     Change,

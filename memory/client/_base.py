@@ -18,7 +18,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, TypeAdapter
 
-from memory.errors import (
+from hivemem.memory.errors import (
     ERRORS_BY_TYPE,
     Compacted,
     Conflict,
@@ -30,7 +30,7 @@ from memory.errors import (
     Unauthenticated,
     Unavailable,
 )
-from memory.models import (
+from hivemem.memory.models import (
     ApiKeyCreated,
     ApiKeyInfo,
     Grant,
@@ -39,7 +39,7 @@ from memory.models import (
     ListPage,
     TxnResult,
 )
-from memory.validation import check_key, check_namespace
+from hivemem.memory.validation import check_key, check_namespace
 
 __all__ = ["BaseClient", "Call", "RETRY_STATUSES", "error_from_response", "error_from_problem"]
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 
 from pydantic import TypeAdapter
 
-from memory.client._base import Call, _nothing, error_from_problem
-from memory.errors import InvalidInput, Lagged
-from memory.models import Change
-from memory.validation import check_prefix
+from hivemem.memory.client._base import Call, _nothing, error_from_problem
+from hivemem.memory.errors import InvalidInput, Lagged
+from hivemem.memory.models import Change
+from hivemem.memory.validation import check_prefix
 
 __all__ = ["Event", "EventParser", "WatchCursor", "Resume"]
 

@@ -1,5 +1,5 @@
 """Vector indexes: derived views of the log, rebuilt or caught up from it."""
 
-from memory.index.base import VectorIndex
+from hivemem.memory.index.base import VectorIndex
 
 __all__ = ["VectorIndex"]

@@ -1,6 +1,6 @@
 """State logs: the transactional record of every change (the source of truth)."""
 
-from memory.log.base import PendingChange, Row, StateLog, WriteView
+from hivemem.memory.log.base import PendingChange, Row, StateLog, WriteView
 
 __all__ = ["PendingChange", "Row", "StateLog", "WriteView", "open_log"]
 
@@ -9,13 +9,13 @@ def open_log(url: str, **options: object) -> StateLog:
     """Open a log by URL: ``sqlite:///path/to/file.db`` or
     ``postgresql://user@host/db?schema=hivemem``."""
     if url.startswith("sqlite://"):
-        from memory.log.sqlite import SQLiteLog
+        from hivemem.memory.log.sqlite import SQLiteLog
 
         return SQLiteLog(url[len("sqlite://") :], **options)  # type: ignore[arg-type]
     if url.startswith(("postgresql://", "postgres://")):
         from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-        from memory.log.postgres import PostgresLog
+        from hivemem.memory.log.postgres import PostgresLog
 
         # ?schema=NAME picks the schema (several stores may share one database)
         parts = urlsplit(url)
@@ -27,6 +27,6 @@ def open_log(url: str, **options: object) -> StateLog:
                 parts._replace(query=urlencode([(k, v) for k, v in query if k != "schema"]))
             )
         return PostgresLog(url, **options)  # type: ignore[arg-type]
-    from memory.errors import InvalidInput
+    from hivemem.memory.errors import InvalidInput
 
     raise InvalidInput("log_url", f"unknown scheme in {url!r}")

@@ -25,9 +25,9 @@ from typing import Any, TypeVar
 import psycopg
 import psycopg_pool
 
-from memory.errors import InvalidInput, Unavailable
-from memory.log.base import PendingChange, Plan, Row, scope_sql
-from memory.search import Cond, keyword_terms, parse_filter
+from hivemem.memory.errors import InvalidInput, Unavailable
+from hivemem.memory.log.base import PendingChange, Plan, Row, scope_sql
+from hivemem.memory.search import Cond, keyword_terms, parse_filter
 
 __all__ = ["PostgresLog", "filter_sql"]
 

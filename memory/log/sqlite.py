@@ -16,9 +16,9 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
-from memory.errors import InvalidInput, Unavailable
-from memory.log.base import PendingChange, Plan, Row, scope_sql
-from memory.search import Cond, keyword_terms, parse_filter
+from hivemem.memory.errors import InvalidInput, Unavailable
+from hivemem.memory.log.base import PendingChange, Plan, Row, scope_sql
+from hivemem.memory.search import Cond, keyword_terms, parse_filter
 
 __all__ = ["SQLiteLog"]
 

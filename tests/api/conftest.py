@@ -10,8 +10,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from api import Settings, create_app
-from memory import Memory
+from hivemem.api import Settings, create_app
+from hivemem.memory import Memory
 from tests.api.helpers import ADMIN_KEY, live_server
 from tests.embedders import HashEmbedder
 

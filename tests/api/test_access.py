@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from api import Settings, bootstrap, create_app
-from memory import Memory
-from memory.models import ApiKeyInfo
+from hivemem.api import Settings, bootstrap, create_app
+from hivemem.memory import Memory
+from hivemem.memory.models import ApiKeyInfo
 from tests.api.conftest import make_client
 from tests.api.helpers import ADMIN_KEY, bearer
 from tests.embedders import HashEmbedder
@@ -158,9 +158,9 @@ def test_settings_come_from_hivemem_environment_variables() -> None:
 def test_app_opens_and_closes_its_own_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import memory.engine
+    from hivemem.memory import engine
 
-    monkeypatch.setattr(memory.engine, "default_embedder", lambda: HashEmbedder())
+    monkeypatch.setattr(engine, "default_embedder", lambda: HashEmbedder())
     settings = Settings(data_dir=str(tmp_path / "data"), admin_key=ADMIN_KEY, durability="normal")
     app = create_app(settings)
     with make_client(app) as client:

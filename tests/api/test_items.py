@@ -8,8 +8,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from memory import Memory
-from memory.models import Hit, Item, ListPage, TxnResult
+from hivemem.memory import Memory
+from hivemem.memory.models import Hit, Item, ListPage, TxnResult
 from tests.api.helpers import ADMIN_KEY, bearer, item_path
 
 H = bearer(ADMIN_KEY)

@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from memory import Memory
+from hivemem.memory import Memory
 from tests.api.conftest import Keys
 from tests.api.helpers import bearer, drive_stream
 

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from api import Settings, create_app
-from api.app import open_memory
-from memory import Memory
+from hivemem.api import Settings, create_app
+from hivemem.api.app import open_memory
+from hivemem.memory import Memory
 from tests.api.helpers import ADMIN_KEY, bearer
 from tests.conftest import _postgres_url
 from tests.embedders import HashEmbedder
@@ -36,7 +36,7 @@ def replicas(tmp_path) -> Iterator[tuple[Memory, Memory, str]]:  # type: ignore[
     yield mems[0], mems[1], log_url
     for m in mems:
         m.close()
-    from memory.log.postgres import PostgresLog
+    from hivemem.memory.log.postgres import PostgresLog
 
     PostgresLog(url, schema=schema).drop()
 

@@ -14,9 +14,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from api import Settings, create_app
-from memory import Memory
-from memory.watch import Subscription
+from hivemem.api import Settings, create_app
+from hivemem.memory import Memory
+from hivemem.memory.watch import Subscription
 from tests.api.conftest import Keys, make_client
 from tests.api.helpers import ADMIN_KEY, Event, bearer, drive_stream, live_server, sse_events
 from tests.embedders import HashEmbedder

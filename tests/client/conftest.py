@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 import uvicorn
 
-from api.app import create_app
-from api.settings import Settings
-from memory import Memory
-from memory.client import Client
+from hivemem.api.app import create_app
+from hivemem.api.settings import Settings
+from hivemem.memory import Memory
+from hivemem.memory.client import Client
 from tests.embedders import HashEmbedder
 
 ADMIN_KEY = "test-admin-key-0123456789"

@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from memory import Memory
-from memory.client import AsyncClient, Client
-from memory.errors import Conflict, HivememError
+from hivemem.memory import Memory
+from hivemem.memory.client import AsyncClient, Client
+from hivemem.memory.errors import Conflict, HivememError
 
 TIMESTAMPS = frozenset({"created_at", "updated_at", "expires_at", "time", "revoked_at"})
 

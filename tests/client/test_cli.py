@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import uvicorn
 
-from api.cli import build_parser, client_options, load_config, main, server_settings
-from memory.client import Client
+from hivemem.api.cli import build_parser, client_options, load_config, main, server_settings
+from hivemem.memory.client import Client
 from tests.client.conftest import ADMIN_KEY, LiveServer, free_socket
 from tests.client.sides import normalize
 from tests.embedders import HashEmbedder
@@ -252,7 +252,7 @@ def test_the_default_config_file_is_read_when_present(
 def test_serve_runs_the_app_over_the_data_directory(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr("memory.engine.default_embedder", lambda: HashEmbedder())
+    monkeypatch.setattr("hivemem.memory.engine.default_embedder", lambda: HashEmbedder())
     servers: list[uvicorn.Server] = []
 
     class Recorded(uvicorn.Server):

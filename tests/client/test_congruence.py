@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from memory.models import Compare, DeleteOp, GetOp, PutOp
+from hivemem.memory.models import Compare, DeleteOp, GetOp, PutOp
 from tests.client.conftest import ADMIN_KEY, LiveServer, open_memory
 from tests.client.sides import (
     AsyncRemoteSide,

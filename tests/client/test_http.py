@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from memory.client import AsyncClient, Client
-from memory.errors import (
+from hivemem.memory.client import AsyncClient, Client
+from hivemem.memory.errors import (
     Compacted,
     Conflict,
     HivememError,
@@ -23,7 +23,7 @@ from memory.errors import (
     Unauthenticated,
     Unavailable,
 )
-from memory.models import Item
+from hivemem.memory.models import Item
 
 pytestmark = pytest.mark.timeout(20)
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-import memory.client
-from memory import Memory
-from memory.client import AsyncClient, AsyncWatchStream, Client
+from hivemem.memory import Memory
+from hivemem.memory import client as client_package
+from hivemem.memory.client import AsyncClient, AsyncWatchStream, Client
 
 MIRRORED = [
     "put",
@@ -86,8 +86,8 @@ def test_constructor_arguments() -> None:
 
 
 def test_exported_members() -> None:
-    assert sorted(memory.client.__all__) == sorted(
+    assert sorted(client_package.__all__) == sorted(
         ["Client", "AsyncClient", "WatchStream", "AsyncWatchStream"]
     )
-    for name in memory.client.__all__:
-        assert getattr(memory.client, name).__module__.startswith("memory.client.")
+    for name in client_package.__all__:
+        assert getattr(client_package, name).__module__.startswith("hivemem.memory.client.")

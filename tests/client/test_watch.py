@@ -17,10 +17,10 @@ from typing import Any
 import httpx
 import pytest
 
-from memory.client import AsyncClient, Client
-from memory.client._watch import EventParser
-from memory.errors import Compacted, NotFound, Unavailable
-from memory.models import Change
+from hivemem.memory.client import AsyncClient, Client
+from hivemem.memory.client._watch import EventParser
+from hivemem.memory.errors import Compacted, NotFound, Unavailable
+from hivemem.memory.models import Change
 from tests.client.conftest import ADMIN_KEY, LiveServer, TcpProxy, open_memory
 
 pytestmark = pytest.mark.timeout(30)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from memory import (
+from hivemem.memory import (
     Compacted,
     Conflict,
     InvalidInput,

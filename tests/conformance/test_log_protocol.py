@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from memory.log.base import PendingChange, StateLog, WriteView
+from hivemem.memory.log.base import PendingChange, StateLog, WriteView
 
 
 def put_plan(*items: tuple[str, str, object], text: str | None = None, meta=None):  # type: ignore[no-untyped-def]
