@@ -1,0 +1,211 @@
+"""Operations as the engine receives them, validated and authorized before any commit.
+
+``prepare_ops`` turns puts, deletes and gets (models or plain dicts) into prepared
+operations: every field checked, every error naming its field, nothing written yet.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from hivemem.memory.errors import InvalidInput
+from hivemem.memory.models import Compare, DeleteOp, GetOp, PutOp
+from hivemem.memory.validation import (
+    MERGE_MODES,
+    check_key,
+    check_metadata,
+    check_namespace,
+    check_ttl,
+    check_vector,
+    dump_value,
+)
+
+__all__ = [
+    "PreparedPut",
+    "PreparedDelete",
+    "PreparedGet",
+    "Prepared",
+    "prepare_put",
+    "prepare_ops",
+    "check_version",
+    "coerce_compare",
+    "validate_model",
+]
+
+
+@dataclass
+class PreparedPut:
+    """A validated put, ready for the write transaction."""
+
+    namespace: str
+    key: str
+    value: Any
+    value_json: str
+    text: str | None
+    metadata: str | None
+    if_version: int | None
+    merge: str
+    base_version: int | None
+    on_conflict: str | None
+    ttl: float | None
+    vector: bytes | None
+
+
+@dataclass
+class PreparedDelete:
+    """A validated delete."""
+
+    namespace: str
+    key: str
+    if_version: int | None
+
+
+@dataclass
+class PreparedGet:
+    """A validated read inside a transaction."""
+
+    namespace: str
+    key: str
+
+
+Prepared = PreparedPut | PreparedDelete | PreparedGet
+
+
+def prepare_put(
+    op: dict[str, Any], field: str, *, max_value_bytes: int, dim: int | None
+) -> PreparedPut:
+    """Validate one put (``field`` prefixes every error's field name)."""
+    get = op.get
+    ns = check_namespace(get("namespace"), f"{field}namespace")
+    key = check_key(get("key"), f"{field}key")
+    value, merge = get("value"), get("merge", "replace")
+    if merge not in MERGE_MODES:
+        raise InvalidInput(f"{field}merge", f"must be one of {', '.join(MERGE_MODES)}")
+    base_version, on_conflict = get("base_version"), get("on_conflict")
+    if merge == "three_way" and base_version is None:
+        raise InvalidInput(f"{field}base_version", "is required with merge='three_way'")
+    if on_conflict not in (None, "ours", "theirs"):
+        raise InvalidInput(f"{field}on_conflict", "must be 'ours', 'theirs' or null")
+    if_version = get("if_version")
+    check_version(if_version, f"{field}if_version")
+    check_version(base_version, f"{field}base_version")
+    if merge == "patch" and not isinstance(value, dict):
+        raise InvalidInput(f"{field}value", "a merge patch must be an object")
+    value_json = dump_value(value, max_value_bytes, f"{field}value")
+    text = get("text")
+    if text is not None and not isinstance(text, str):
+        raise InvalidInput(f"{field}text", "must be a string")
+    if text is None and merge == "replace" and isinstance(value, str):
+        text = value
+    metadata = get("metadata")
+    meta_json: str | None = None
+    if metadata:
+        check_metadata(metadata, f"{field}metadata")
+        meta_json = json.dumps(metadata, separators=(",", ":"))
+    elif metadata is not None or merge == "replace":
+        check_metadata(metadata, f"{field}metadata")
+        meta_json = "{}"
+    vector = None
+    if get("vector") is not None:
+        vec = check_vector(get("vector"), dim, f"{field}vector")
+        norm = float(np.sqrt(np.dot(vec, vec)))
+        if norm == 0:
+            raise InvalidInput(f"{field}vector", "must not be all zeros")
+        vector = (vec if abs(norm - 1.0) < 1e-6 else vec / norm).astype(np.float32).tobytes()
+    return PreparedPut(
+        ns,
+        key,
+        value,
+        value_json,
+        text,
+        meta_json,
+        if_version,
+        merge,
+        base_version,
+        on_conflict,
+        check_ttl(get("ttl"), f"{field}ttl"),
+        vector,
+    )
+
+
+def prepare_ops(
+    ops: Sequence[PutOp | DeleteOp | GetOp | dict[str, Any]],
+    field: str,
+    *,
+    max_value_bytes: int,
+    dim: int | None,
+    require: Callable[[str, str], None],
+) -> list[Prepared]:
+    """Validate and authorize a list of ops; nothing runs until all of them pass."""
+    out: list[Prepared] = []
+    for i, raw in enumerate(ops):
+        where = f"{field}[{i}]."
+        op = op_fields(raw, where)
+        kind = op.get("op", "put")
+        if kind == "put":
+            put = prepare_put(op, where, max_value_bytes=max_value_bytes, dim=dim)
+            require(put.namespace, "write")
+            out.append(put)
+            continue
+        ns = check_namespace(op.get("namespace"), f"{where}namespace")
+        key = check_key(op.get("key"), f"{where}key")
+        if kind == "delete":
+            check_version(op.get("if_version"), f"{where}if_version")
+            require(ns, "write")
+            out.append(PreparedDelete(ns, key, op.get("if_version")))
+        else:
+            require(ns, "read")
+            out.append(PreparedGet(ns, key))
+    return out
+
+
+def check_version(value: Any, field: str) -> None:
+    """A version number (``if_version``, ``base_version``): a non-negative integer or None."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise InvalidInput(field, "must be a non-negative integer")
+
+
+_OP_FIELDS: dict[str, frozenset[str]] = {
+    "put": frozenset(PutOp.model_fields),
+    "delete": frozenset(DeleteOp.model_fields),
+    "get": frozenset(GetOp.model_fields),
+}
+
+
+def op_fields(raw: Any, where: str) -> dict[str, Any]:
+    """The fields of an op given as a model or a plain dict; values are checked later."""
+    if isinstance(raw, PutOp | DeleteOp | GetOp):
+        return raw.__dict__
+    if not isinstance(raw, dict):
+        raise InvalidInput(where.rstrip("."), "must be an operation object")
+    allowed = _OP_FIELDS.get(raw.get("op", "put"))
+    if allowed is None:
+        raise InvalidInput(f"{where}op", "must be 'put', 'delete' or 'get'")
+    for name in raw:
+        if name not in allowed:
+            raise InvalidInput(f"{where}{name}", "is not a field of this operation")
+    return raw
+
+
+def coerce_compare(raw: Any, where: str) -> Compare:
+    """A txn compare, from a model or a plain dict."""
+    if isinstance(raw, Compare):
+        return raw
+    return validate_model(Compare, raw, where)  # type: ignore[no-any-return]
+
+
+def validate_model(model: Any, raw: Any, where: str) -> Any:
+    """``model.model_validate(raw)``, failing as ``InvalidInput`` naming the field."""
+    from pydantic import ValidationError
+
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise InvalidInput(f"{where}{loc}".rstrip("."), err["msg"]) from None

@@ -1,0 +1,201 @@
+"""The transaction plan: what a put, delete or txn appends, decided inside the commit.
+
+The engine hands ``TxnPlan`` to ``StateLog.commit``; the backend runs it inside its
+write transaction, where it reads the current rows, checks compares and versions,
+merges, and returns the changes to append. Every write takes this one path.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hivemem.memory import merge as merging
+from hivemem.memory.errors import Conflict, NotFound
+from hivemem.memory.log.base import PendingChange, Row, WriteView
+from hivemem.memory.models import Compare, Item, OpResult, ts_to_datetime
+from hivemem.memory.ops import Prepared, PreparedDelete, PreparedGet, PreparedPut
+from hivemem.memory.rows import build_model, dt, row_to_item
+
+__all__ = ["TxnPlan"]
+
+_CMP = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+}
+
+
+class TxnPlan:
+    """Decides, inside the write transaction, what a txn appends."""
+
+    def __init__(
+        self,
+        compares: list[Compare],
+        success: list[Prepared],
+        failure: list[Prepared],
+    ) -> None:
+        self.compares = compares
+        self.success = success
+        self.failure = failure
+
+    def __call__(self, view: WriteView) -> tuple[list[PendingChange], Any]:
+        keys = [(c.namespace, c.key) for c in self.compares]
+        keys += [(o.namespace, o.key) for o in (*self.success, *self.failure)]
+        self.view = view
+        self.latest: dict[tuple[str, str], Row] = dict(view.latest(keys))
+        self.pending: list[PendingChange] = []
+        self.staged: dict[tuple[str, str], PendingChange] = {}
+        succeeded = all(self._holds(c) for c in self.compares)
+        results = [self._apply(op) for op in (self.success if succeeded else self.failure)]
+        replaced = [self.latest[k].id for k in self.staged if k in self.latest]
+        return self.pending, (succeeded, results, replaced)
+
+    # what the txn sees: its own staged writes over the stored state
+    def _current(self, k: tuple[str, str]) -> tuple[int, Any]:
+        """(latest version number incl. tombstones, live row/pending or None)."""
+        staged = self.staged.get(k)
+        if staged is not None:
+            return staged.version, (staged if staged.op == "put" else None)
+        row = self.latest.get(k)
+        if row is None:
+            return 0, None
+        if not row.live:
+            return row.version, None
+        if row.expires_at is not None and row.expires_at <= self.view.now:
+            # expired but not yet reaped: log the expiry first, then treat as absent
+            expire = PendingChange("expire", k[0], k[1], row.version + 1, row.version)
+            self.pending.append(expire)
+            self.staged[k] = expire
+            return expire.version, None
+        return row.version, row
+
+    def _item(self, k: tuple[str, str], cur: Any) -> Item | None:
+        if cur is None:
+            return None
+        if isinstance(cur, Row):
+            return row_to_item(cur)
+        return Item(
+            namespace=k[0],
+            key=k[1],
+            value=json.loads(cur.value) if cur.value else None,
+            text=cur.text,
+            metadata=json.loads(cur.metadata) if cur.metadata else {},
+            version=cur.version,
+            revision=self.view.revision,
+            author="",
+            created_at=dt(cur.created_at or self.view.now),
+            updated_at=dt(self.view.now),
+            expires_at=ts_to_datetime(cur.expires_at),
+        )
+
+    def _holds(self, c: Compare) -> bool:
+        k = (c.namespace, c.key)
+        version, cur = self._current(k)
+        if c.target == "exists":
+            actual: Any = cur is not None
+        elif c.target == "version":
+            actual = version if cur is not None else 0
+        else:
+            actual = json.loads(cur.value) if cur is not None and cur.value else None
+        try:
+            return bool(_CMP[c.op](actual, c.value))
+        except TypeError:
+            return False
+
+    def _apply(self, op: Prepared) -> OpResult:
+        k = (op.namespace, op.key)
+        version, cur = self._current(k)
+        live_version = version if cur is not None else 0
+        if isinstance(op, PreparedGet):
+            item = self._item(k, cur)
+            return OpResult(
+                op="get",
+                namespace=k[0],
+                key=k[1],
+                item=item,
+                version=item.version if item else None,
+            )
+        if op.if_version is not None and op.if_version != live_version:
+            raise Conflict(
+                f"expected version {op.if_version}, found {live_version}",
+                current=self._item(k, cur),
+            )
+        if isinstance(op, PreparedDelete):
+            if cur is None:
+                raise NotFound("no such item")
+            change = PendingChange("delete", k[0], k[1], version + 1, version)
+            self._stage(k, change)
+            item = Item(
+                namespace=k[0],
+                key=k[1],
+                version=version + 1,
+                revision=self.view.revision,
+                author="",
+                deleted=True,
+                created_at=dt(self.view.now),
+                updated_at=dt(self.view.now),
+            )
+            return OpResult(op="delete", namespace=k[0], key=k[1], item=item, version=version + 1)
+        return self._put(op, k, version, cur)
+
+    def _put(self, op: PreparedPut, k: tuple[str, str], version: int, cur: Any) -> OpResult:
+        value_json, text, meta, vector = op.value_json, op.text, op.metadata, op.vector
+        if op.merge != "replace":
+            old_value = json.loads(cur.value) if cur is not None and cur.value else None
+            if op.merge == "patch":
+                merged = merging.merge_patch(old_value if cur is not None else {}, op.value)
+            else:
+                merged = self._three_way(op, k, cur, old_value)
+            value_json = json.dumps(merged, ensure_ascii=False, separators=(",", ":"))
+            if cur is not None:
+                text = text if text is not None else cur.text
+                meta = meta if meta is not None else cur.metadata
+                if vector is None and op.text is None:
+                    vector = cur.vector
+            meta = meta if meta is not None else "{}"
+        created = cur.created_at if cur is not None else 0.0
+        expires = self.view.now + op.ttl if op.ttl is not None else None
+        change = PendingChange(
+            "put",
+            k[0],
+            k[1],
+            version + 1,
+            version if version else None,
+            value_json,
+            text,
+            meta,
+            vector,
+            created,
+            expires,
+        )
+        self._stage(k, change)
+        return build_model(
+            OpResult, op="put", namespace=k[0], key=k[1], item=None, version=version + 1
+        )
+
+    def _three_way(self, op: PreparedPut, k: tuple[str, str], cur: Any, theirs: Any) -> Any:
+        assert op.base_version is not None
+        base_row = self.view.version_row(k[0], k[1], op.base_version)
+        if base_row is None or not base_row.live:
+            raise Conflict(
+                f"base_version {op.base_version} is not in history",
+                current=self._item(k, cur),
+            )
+        base = json.loads(base_row.value) if base_row.value else None
+        current = theirs if cur is not None else None
+        merged, conflicts = merging.three_way(base, op.value, current, op.on_conflict)
+        if conflicts and op.on_conflict is None:
+            raise Conflict(
+                f"{len(conflicts)} conflicting path(s) in three-way merge",
+                current=self._item(k, cur),
+                conflicts=conflicts,
+            )
+        return merged
+
+    def _stage(self, k: tuple[str, str], change: PendingChange) -> None:
+        self.pending.append(change)
+        self.staged[k] = change

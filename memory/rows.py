@@ -1,0 +1,78 @@
+"""Stored rows as public models: items and changes, built without re-validation."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from hivemem.memory.log.base import Row
+from hivemem.memory.models import Change, Item, ts_to_datetime
+
+__all__ = ["row_to_item", "row_to_change", "build_model", "dt"]
+
+_M = TypeVar("_M", bound=BaseModel)
+_MISSING = object()
+
+
+def dt(ts: float) -> datetime:
+    """Epoch seconds as an aware UTC datetime."""
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def row_to_item(row: Row, value: Any = _MISSING) -> Item:
+    """Build the public item of one stored row (already valid: no re-validation).
+
+    ``value``, when given, is the Python value the row's JSON was made from, saving a
+    decode; only immutable values are passed this way, so nothing is shared.
+    """
+    if value is _MISSING:
+        value = json.loads(row.value) if row.value is not None else None
+    meta = row.metadata
+    return build_model(
+        Item,
+        namespace=row.namespace,
+        key=row.key,
+        value=value,
+        text=row.text,
+        metadata=json.loads(meta) if meta and meta != "{}" else {},
+        version=row.version,
+        revision=row.revision,
+        author=row.author,
+        created_at=dt(row.created_at),
+        updated_at=dt(row.updated_at),
+        expires_at=dt(row.expires_at) if row.expires_at is not None else None,
+        deleted=not row.live,
+    )
+
+
+def row_to_change(row: Row) -> Change:
+    """Build the public change of one stored row."""
+    return build_model(
+        Change,
+        revision=row.revision,
+        op=row.op,
+        namespace=row.namespace,
+        key=row.key,
+        version=row.version,
+        prev_version=row.prev_version,
+        item=row_to_item(row) if row.live else None,
+        author=row.author,
+        time=ts_to_datetime(row.updated_at),
+    )
+
+
+def build_model(cls: type[_M], **values: Any) -> _M:
+    """Instantiate a model from values known to be valid and complete.
+
+    ``model_construct`` re-derives defaults and the fields set on every call; rows from
+    the log already carry every field, and this path runs once per returned item.
+    """
+    obj: _M = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(values))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
