@@ -207,6 +207,17 @@ def _list(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
             return
 
 
+def _namespaces(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    cursor = None
+    while True:
+        page = c.namespaces(a.prefix, depth=a.depth, limit=1000, cursor=cursor)
+        for info in page.namespaces:
+            _emit(info, out)
+        cursor = page.cursor
+        if cursor is None:
+            return
+
+
 def _search(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
     filt = _json_arg(a.filter, "--filter") if a.filter is not None else None
     for hit in c.search(a.query, namespaces=a.ns, k=a.k, mode=a.mode, filter=filt):
@@ -420,6 +431,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefix", default="")
     p.add_argument("--filter", metavar="JSON")
     p.add_argument("--limit", type=int, default=100)
+
+    p = cmd("namespaces", _namespaces, "namespaces with their live item counts")
+    p.add_argument("--prefix", default="")
+    p.add_argument("--depth", type=int, metavar="N", help="cut namespaces to N segments")
 
     p = cmd("search", _search, "search by meaning and keywords")
     p.add_argument("query", metavar="QUERY")

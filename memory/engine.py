@@ -36,6 +36,8 @@ from hivemem.memory.models import (
     Hit,
     Item,
     ListPage,
+    NamespaceInfo,
+    NamespacePage,
     PutOp,
     TxnResult,
 )
@@ -352,6 +354,40 @@ class Memory:
         next_cursor = _encode_cursor(rows[-1].namespace, rows[-1].key) if more else None
         return ListPage(items=[row_to_item(r) for r in rows], cursor=next_cursor)
 
+    def namespaces(
+        self,
+        prefix: str = "",
+        depth: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> NamespacePage:
+        """Namespaces under ``prefix`` holding live items the caller may read, with counts.
+
+        ``depth`` cuts every namespace to its first ``depth`` segments (counted from
+        the root, as LangGraph's ``max_depth``) and sums the counts beneath; ``None``
+        lists each namespace that holds items. Byte order, paginated by ``cursor``. A
+        namespace the caller may not read is neither listed nor counted.
+        """
+        scopes = self._scopes(prefix, "prefix")
+        if depth is not None and (
+            isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 16
+        ):
+            raise InvalidInput("depth", "must be an integer from 1 to 16")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InvalidInput("limit", "must be an integer from 1 to 1000")
+        after = _decode_namespace_cursor(cursor) if cursor else None
+        counts: dict[str, int] = {}
+        for ns, n in self._core.log.namespace_counts(scopes, time.time()):
+            name = "/".join(ns.split("/")[:depth]) if depth is not None else ns
+            counts[name] = counts.get(name, 0) + n
+        names = sorted(n for n in counts if after is None or n > after)
+        page = names[:limit]
+        more = len(names) > limit
+        return NamespacePage(
+            namespaces=[NamespaceInfo(namespace=n, items=counts[n]) for n in page],
+            cursor=_encode_namespace_cursor(page[-1]) if more else None,
+        )
+
     def search(
         self,
         query: str | None = None,
@@ -600,6 +636,21 @@ class Memory:
 def _encode_cursor(namespace: str, key: str) -> str:
     raw = json.dumps([namespace, key], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _encode_namespace_cursor(namespace: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps(namespace).encode()).decode().rstrip("=")
+
+
+def _decode_namespace_cursor(cursor: Any) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        name = json.loads(raw)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput("cursor", "is not a cursor returned by namespaces") from exc
+    if not isinstance(name, str):
+        raise InvalidInput("cursor", "is not a cursor returned by namespaces")
+    return name
 
 
 def _decode_cursor(cursor: Any) -> tuple[str, str]:

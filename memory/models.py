@@ -26,6 +26,8 @@ __all__ = [
     "OpResult",
     "TxnResult",
     "ListPage",
+    "NamespaceInfo",
+    "NamespacePage",
     "Grant",
     "ApiKeyInfo",
     "ApiKeyCreated",
@@ -204,6 +206,21 @@ class ListPage(_Model):
     """A page of items; pass ``cursor`` back to get the next page (None at the end)."""
 
     items: list[Item]
+    cursor: str | None = None
+
+
+class NamespaceInfo(_Model):
+    """A namespace and how many live items the caller may read in it (and below it,
+    when ``namespaces`` was cut at a ``depth``)."""
+
+    namespace: str
+    items: int
+
+
+class NamespacePage(_Model):
+    """A page of namespaces in byte order; pass ``cursor`` back for the next (None at the end)."""
+
+    namespaces: list[NamespaceInfo]
     cursor: str | None = None
 
 

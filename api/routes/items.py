@@ -17,7 +17,7 @@ from hivemem.api.deps import Caller
 from hivemem.api.problems import problem_responses
 from hivemem.api.routes.examples import ITEM, TOMBSTONE, ok
 from hivemem.memory.errors import InvalidInput
-from hivemem.memory.models import Item, ListPage
+from hivemem.memory.models import Item, ListPage, NamespacePage
 
 __all__ = ["router", "PutBody"]
 
@@ -174,6 +174,28 @@ def list_items(
 ) -> ListPage:
     """Live items under ``prefix`` that the caller may read, by (namespace, key)."""
     return mem.list(prefix, filter=parse_json_filter(filter), limit=limit, cursor=cursor)
+
+
+@router.get(
+    "/v1/namespaces",
+    summary="List namespaces with item counts",
+    responses={
+        **ok({"namespaces": [{"namespace": "team/notes", "items": 12}], "cursor": None}),
+        **problem_responses(401, 422),
+    },
+)
+def list_namespaces(
+    mem: Caller,
+    prefix: Annotated[str, Query(description="Namespace prefix.", examples=["team"])] = "",
+    depth: Annotated[
+        int | None,
+        Query(description="Cut namespaces to this many segments (from the root), 1 to 16."),
+    ] = None,
+    limit: Annotated[int, Query(description="Page size, 1 to 1000.")] = 100,
+    cursor: Annotated[str | None, Query(description="From the previous page.")] = None,
+) -> NamespacePage:
+    """Namespaces under ``prefix`` with live items the caller may read, and their counts."""
+    return mem.namespaces(prefix, depth=depth, limit=limit, cursor=cursor)
 
 
 def parse_json_filter(raw: str | None) -> dict[str, Any] | None:

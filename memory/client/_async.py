@@ -36,6 +36,7 @@ from hivemem.memory.models import (
     Hit,
     Item,
     ListPage,
+    NamespacePage,
     PutOp,
     TxnResult,
 )
@@ -202,6 +203,16 @@ class AsyncClient(BaseClient):
     ) -> ListPage:
         """Live items under a namespace prefix, ordered by (namespace, key), paginated."""
         return await self._call(self._list_call(prefix, filter, limit, cursor))
+
+    async def namespaces(
+        self,
+        prefix: str = "",
+        depth: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> NamespacePage:
+        """Namespaces under ``prefix`` holding live items the caller may read, with counts."""
+        return await self._call(self._namespaces_call(prefix, depth, limit, cursor))
 
     async def search(
         self,

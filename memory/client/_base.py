@@ -37,6 +37,7 @@ from hivemem.memory.models import (
     Hit,
     Item,
     ListPage,
+    NamespacePage,
     TxnResult,
 )
 from hivemem.memory.validation import check_key, check_namespace
@@ -299,6 +300,18 @@ class BaseClient:
         if filter is not None:
             params.append(("filter", _json_param("filter", filter)))
         return Call("GET", "/v1/items", _model(ListPage), params=_strs(params), retry=True)
+
+    def _namespaces_call(
+        self, prefix: str, depth: int | None, limit: int, cursor: str | None
+    ) -> Call[NamespacePage]:
+        params = [("prefix", prefix or ""), ("limit", str(limit))]
+        if depth is not None:
+            params.append(("depth", str(depth)))
+        if cursor is not None:
+            params.append(("cursor", cursor))
+        return Call(
+            "GET", "/v1/namespaces", _model(NamespacePage), params=_strs(params), retry=True
+        )
 
     def _search_call(
         self,

@@ -34,6 +34,7 @@ from hivemem.memory.models import (
     Hit,
     Item,
     ListPage,
+    NamespacePage,
     PutOp,
     TxnResult,
 )
@@ -199,6 +200,16 @@ class Client(BaseClient):
     ) -> ListPage:
         """Live items under a namespace prefix, ordered by (namespace, key), paginated."""
         return self._call(self._list_call(prefix, filter, limit, cursor))
+
+    def namespaces(
+        self,
+        prefix: str = "",
+        depth: int | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> NamespacePage:
+        """Namespaces under ``prefix`` holding live items the caller may read, with counts."""
+        return self._call(self._namespaces_call(prefix, depth, limit, cursor))
 
     def search(
         self,

@@ -134,6 +134,10 @@ class StateLog(Protocol):
         """Live items in the scopes, ordered by (namespace, key), after ``after``."""
         ...
 
+    def namespace_counts(self, scopes: Sequence[str], now: float) -> list[tuple[str, int]]:
+        """``(namespace, live item count)`` of every namespace in the scopes with a live item."""
+        ...
+
     def rows_by_id(self, ids: Iterable[int]) -> dict[int, Row]:
         """Rows by change id (any version)."""
         ...

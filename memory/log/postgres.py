@@ -428,6 +428,17 @@ class PostgresLog:
             )
         )
 
+    def namespace_counts(self, scopes: Sequence[str], now: float) -> list[tuple[str, int]]:
+        if not scopes:
+            return []
+        scope, params = scope_sql(scopes, mark="%s")
+        rows = self._read(
+            f"SELECT i.namespace, COUNT(*) FROM items i WHERE {_LIVE} AND {scope} "
+            "GROUP BY i.namespace ORDER BY i.namespace",
+            [now, *params],
+        )
+        return [(ns, int(n)) for ns, n in rows]
+
     def _where(self, scopes: Sequence[str], flt: Any, now: float) -> tuple[str, list[Any]]:
         conds = flt if isinstance(flt, list) else parse_filter(flt)
         scope, sp = scope_sql(scopes, mark="%s")

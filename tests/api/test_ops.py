@@ -24,6 +24,7 @@ CONTRACT = {
     ("DELETE", "/v1/items/{namespace}/{key}"),
     ("GET", "/v1/history/{namespace}/{key}"),
     ("GET", "/v1/items"),
+    ("GET", "/v1/namespaces"),
     ("POST", "/v1/search"),
     ("POST", "/v1/batch"),
     ("POST", "/v1/txn"),

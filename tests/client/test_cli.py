@@ -83,6 +83,8 @@ def test_search_and_list(capsys: pytest.CaptureFixture[str], server: LiveServer)
     assert len(lines(out)) == 1
     _, out, _ = run(capsys, server, "list")
     assert len(lines(out)) == 3
+    _, out, _ = run(capsys, server, "namespaces", "--depth", "1")
+    assert lines(out) == [{"namespace": "other", "items": 1}, {"namespace": "team", "items": 2}]
 
 
 def test_export_then_import_round_trips(

@@ -136,6 +136,30 @@ def list_paginates_and_filters(side: Any, rec: Recorder) -> None:
 
 
 @scenario
+def namespaces_are_counted_cut_and_paginated(side: Any, rec: Recorder) -> None:
+    m = side.mem
+    for ns, n in (("team/a", 3), ("team/a/x", 1), ("team/b", 2), ("teammates", 1), ("z", 1)):
+        for i in range(n):
+            rec(m.put, ns, f"k{i}", i)
+    rec(m.delete, "team/b", "k0")
+    rec(m.namespaces)
+    rec(m.namespaces, "team")
+    rec(m.namespaces, "team", depth=1)
+    rec(m.namespaces, "", depth=2)
+    page = rec(m.namespaces, "", limit=2)
+    rec(m.namespaces, "", limit=2, cursor=page.cursor)
+    m.grant("reader", "team/a", "read")
+    rec(side.as_principal("reader").namespaces)
+    rec(side.as_principal("reader").namespaces, "", depth=1)
+    rec(side.as_principal("nobody").namespaces)
+    rec(m.namespaces, "team", depth=0)
+    rec(m.namespaces, "team", limit=1001)
+    rec(m.namespaces, "team", cursor="not-a-cursor")
+    rec(m.namespaces, "Bad Prefix")
+    assert rec.errors() == ["InvalidInput"] * 4
+
+
+@scenario
 def search_in_every_mode_with_filters(side: Any, rec: Recorder) -> None:
     m = side.mem
     docs = [

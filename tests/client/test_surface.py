@@ -18,6 +18,7 @@ MIRRORED = [
     "delete",
     "history",
     "list",
+    "namespaces",
     "search",
     "txn",
     "watch",

@@ -22,6 +22,69 @@ from hivemem.memory import (
 # -- versions and history ------------------------------------------------------------
 
 
+def test_namespaces_lists_live_counts_in_byte_order(mem: Memory) -> None:
+    for ns, n in (("team/a", 2), ("team/a/x", 1), ("team-b", 1), ("teammates", 1)):
+        for i in range(n):
+            mem.put(ns, f"k{i}", i)
+    mem.put("team/gone", "k", 1)
+    mem.delete("team/gone", "k")
+    mem.put("team/ttl", "k", 1, ttl=0.01)
+    time.sleep(0.05)
+    page = mem.namespaces()
+    assert [(n.namespace, n.items) for n in page.namespaces] == [
+        ("team-b", 1),
+        ("team/a", 2),
+        ("team/a/x", 1),
+        ("teammates", 1),
+    ]
+    assert page.cursor is None
+    assert [(n.namespace, n.items) for n in mem.namespaces("team").namespaces] == [
+        ("team/a", 2),
+        ("team/a/x", 1),
+    ]
+    cut = mem.namespaces("", depth=1).namespaces
+    assert [(n.namespace, n.items) for n in cut] == [("team", 3), ("team-b", 1), ("teammates", 1)]
+
+
+def test_namespaces_paginates_with_a_cursor(mem: Memory) -> None:
+    for i in range(5):
+        mem.put(f"ns{i}", "k", i)
+    seen, cursor = [], None
+    while True:
+        page = mem.namespaces(limit=2, cursor=cursor)
+        seen += [n.namespace for n in page.namespaces]
+        cursor = page.cursor
+        if cursor is None:
+            break
+    assert seen == [f"ns{i}" for i in range(5)]
+
+
+def test_namespaces_never_lists_or_counts_what_the_caller_cannot_read(mem: Memory) -> None:
+    mem.put("team/a", "k", 1)
+    mem.put("team/b", "k", 1)
+    mem.put("team/b", "j", 1)
+    mem.put("secret", "k", 1)
+    mem.grant("agent", "team/a", "read")
+    agent = mem.as_principal("agent")
+    assert [(n.namespace, n.items) for n in agent.namespaces().namespaces] == [("team/a", 1)]
+    assert [(n.namespace, n.items) for n in agent.namespaces(depth=1).namespaces] == [("team", 1)]
+    assert agent.namespaces("secret").namespaces == []
+    assert mem.as_principal("stranger").namespaces().namespaces == []
+
+
+def test_namespaces_rejects_bad_arguments_naming_them(mem: Memory) -> None:
+    for kwargs, field in (
+        ({"depth": 0}, "depth"),
+        ({"depth": True}, "depth"),
+        ({"limit": 0}, "limit"),
+        ({"cursor": "???"}, "cursor"),
+        ({"prefix": "Bad"}, "prefix"),
+    ):
+        with pytest.raises(InvalidInput) as err:
+            mem.namespaces(**kwargs)
+        assert err.value.field == field
+
+
 def test_put_returns_the_version_it_wrote(mem: Memory) -> None:
     first = mem.put("team/notes", "plan", {"step": 1}, text="deploy friday")
     second = mem.put("team/notes", "plan", {"step": 2})
