@@ -9,7 +9,8 @@ the client turns a problem body back into the same class::
     │   └── PayloadTooLarge      413  a value or body over the configured limit
     ├── NotFound                 404  absent, deleted, or not readable by the caller
     ├── Conflict                 409  stale version (``current``) or merge conflicts
-    ├── PermissionDenied         403  readable but not writable, or not admin
+    ├── PermissionDenied         403  readable but not writable, or not admin (also a
+    │                                 builtin ``PermissionError``, for framework code)
     ├── Unauthenticated          401  no API key, or an unknown or revoked one
     ├── Compacted                410  the revision asked for was compacted away
     └── Unavailable              503  a backend is down or not caught up
@@ -137,8 +138,12 @@ class Conflict(HivememError):
         )
 
 
-class PermissionDenied(HivememError):
-    """The caller may not do this here (readable but not writable, or not admin)."""
+class PermissionDenied(HivememError, PermissionError):
+    """The caller may not do this here (readable but not writable, or not admin).
+
+    Also a builtin ``PermissionError``, so code that knows nothing of hivemem (a
+    framework running an adapter) can still tell a refusal from a failure.
+    """
 
     status = 403
     problem_type = "permission-denied"

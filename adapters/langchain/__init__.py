@@ -1,0 +1,26 @@
+"""LangChain adapters (``pip install 'hivemem[langchain]'``).
+
+- ``HivememVectorStore``: a ``VectorStore`` over one namespace (hivemem's search modes
+  and filters, ids honoured, async twins, ``as_retriever``);
+- ``HivememByteStore`` / ``HivememJSONStore``: key-value ``BaseStore`` implementations;
+- ``HivememChatMessageHistory``: a session's messages, one item each, in order;
+- ``HivememEmbeddings``: a hivemem ``Embedder`` (such as ``MiniLMEmbedder``) as LangChain
+  ``Embeddings``, to compute hivemem's own vectors on the caller's side.
+
+Each works over an embedded ``Memory`` or a ``Client``.
+"""
+
+from __future__ import annotations
+
+from hivemem.adapters.langchain.chat import HivememChatMessageHistory
+from hivemem.adapters.langchain.embeddings import HivememEmbeddings
+from hivemem.adapters.langchain.kv import HivememByteStore, HivememJSONStore
+from hivemem.adapters.langchain.vectorstore import HivememVectorStore
+
+__all__ = [
+    "HivememVectorStore",
+    "HivememByteStore",
+    "HivememJSONStore",
+    "HivememChatMessageHistory",
+    "HivememEmbeddings",
+]
