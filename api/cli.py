@@ -177,6 +177,7 @@ def _put(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
         base_version=a.base_version,
         on_conflict=a.on_conflict,
         ttl=a.ttl,
+        lease=a.lease,
     )
     _emit(item, out)
 
@@ -229,6 +230,58 @@ def _watch(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
         for change in stream:
             out.write(change.model_dump_json() + "\n")
             out.flush()
+
+
+def _lease(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    _emit(c.lease(a.ttl), out)
+
+
+def _keepalive(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    if not a.stream:
+        _emit(c.keepalive(a.lease_id), out)
+        return
+    keepalive_stream(c, a.lease_id, out, every=a.every)
+
+
+def keepalive_stream(
+    c: Client, lease_id: str, out: IO[str], every: float | None = None, count: int | None = None
+) -> None:
+    """Renew over the WebSocket stream every ``every`` seconds (ttl / 3 by default) until
+    interrupted (or ``count`` renewals); closing only stops renewing, it does not revoke."""
+    from urllib.parse import quote
+
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    from hivemem.memory.client._base import error_from_problem
+    from hivemem.memory.models import Lease
+
+    url = c.base_url.replace("http", "ws", 1) + f"/v1/leases/{quote(lease_id, safe='')}"
+    headers = {"Authorization": f"Bearer {c.api_key}"} if c.api_key else {}
+    done = 0
+    with connect(url + "/keepalive/ws", additional_headers=headers) as ws:
+        while count is None or done < count:
+            ws.send("{}")
+            try:
+                body = json.loads(ws.recv())
+            except ConnectionClosed:
+                raise InvalidInput("lease_id", "the server closed the keepalive stream") from None
+            if "error" in body:
+                raise error_from_problem(0, body["error"])
+            lease = Lease.model_validate(body)
+            out.write(lease.model_dump_json() + "\n")
+            out.flush()
+            done += 1
+            if count is None or done < count:
+                time.sleep(every if every is not None else max(lease.ttl / 3, 0.05))
+
+
+def _revoke_lease(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    c.revoke_lease(a.lease_id)
+
+
+def _get_lease(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    _emit(c.get_lease(a.lease_id), out)
 
 
 def _keys(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
@@ -412,6 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--base-version", type=int, metavar="N")
     p.add_argument("--on-conflict", choices=["ours", "theirs"])
     p.add_argument("--ttl", type=float, metavar="SECONDS")
+    p.add_argument("--lease", metavar="LEASE_ID", help="attach the item to a lease")
 
     p = cmd("get", _get, "read an item")
     p.add_argument("namespace", metavar="NS")
@@ -446,6 +500,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("watch", _watch, "stream changes, one JSON line each")
     p.add_argument("--ns", action="append", metavar="PREFIX", help="repeatable")
     p.add_argument("--since", type=int, default=0, metavar="REVISION")
+
+    p = cmd("lease", _lease, "grant a lease")
+    p.add_argument("--ttl", type=float, default=10.0, metavar="SECONDS")
+
+    p = cmd("keepalive", _keepalive, "renew a lease (--stream: keep renewing over a WebSocket)")
+    p.add_argument("lease_id", metavar="LEASE_ID")
+    p.add_argument("--stream", action="store_true", help="renew until interrupted")
+    p.add_argument("--every", type=float, metavar="SECONDS", help="default: ttl / 3")
+
+    p = cmd("revoke-lease", _revoke_lease, "end a lease now (its items expire)")
+    p.add_argument("lease_id", metavar="LEASE_ID")
+
+    p = cmd("get-lease", _get_lease, "read a lease")
+    p.add_argument("lease_id", metavar="LEASE_ID")
 
     p = cmd("keys", _keys, "API keys")
     keys = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import builtins
+import contextlib
 import json
 import os
 import re
@@ -24,7 +25,8 @@ from hivemem.memory.acl import check_principal
 from hivemem.memory.embed import Embedder, default_embedder
 from hivemem.memory.errors import Compacted, InvalidInput, NotFound, PermissionDenied
 from hivemem.memory.index.base import VectorIndex
-from hivemem.memory.log.base import StateLog
+from hivemem.memory.leases import EndPlan, GrantPlan, check_lease_id, check_lease_ttl, lease_model
+from hivemem.memory.log.base import LeaseRecord, StateLog
 from hivemem.memory.models import (
     ApiKeyCreated,
     ApiKeyInfo,
@@ -35,6 +37,7 @@ from hivemem.memory.models import (
     Grant,
     Hit,
     Item,
+    Lease,
     ListPage,
     NamespaceInfo,
     NamespacePage,
@@ -178,9 +181,20 @@ class Memory:
 
     def _prepare(self, ops: Sequence[Any], field: str) -> builtins.list[Prepared]:
         core = self._core
-        return prepare_ops(
+        prepared = prepare_ops(
             ops, field, max_value_bytes=core.max_value_bytes, dim=core.dim, require=self._require
         )
+        for p in prepared:
+            if isinstance(p, PreparedPut) and p.lease is not None:
+                self._own_lease(p.lease)  # whether it still lives is checked in the commit
+        return prepared
+
+    def _own_lease(self, lease_id: str) -> LeaseRecord:
+        """The caller's lease ``lease_id``; another principal's looks like a missing one."""
+        rec = self._core.log.lease(lease_id)
+        if rec is None or not (self._superuser or rec.holder == self.principal):
+            raise NotFound(f"no lease {lease_id!r}")
+        return rec
 
     def _embed_missing(self, puts: list[PreparedPut]) -> None:
         """Embed, in one batch and outside the write transaction, puts without vectors."""
@@ -208,8 +222,14 @@ class Memory:
         on_conflict: str | None = None,
         ttl: float | None = None,
         vector: Sequence[float] | None = None,
+        lease: str | None = None,
     ) -> Item:
-        """Write one item and return the version written (see DESIGN.md for options)."""
+        """Write one item and return the version written (see DESIGN.md for options).
+
+        ``lease=id`` attaches the item to a lease: it lives only while the lease does. A
+        later put without ``lease`` detaches it (as in etcd); ``lease`` and ``ttl`` are
+        exclusive.
+        """
         op = {
             "namespace": namespace,
             "key": key,
@@ -222,6 +242,7 @@ class Memory:
             "on_conflict": on_conflict,
             "ttl": ttl,
             "vector": vector,
+            "lease": lease,
         }
         result = self._run([], [op], [], field="")
         item = result.results[0].item
@@ -301,6 +322,47 @@ class Memory:
             else:
                 res.item = row_to_item(row)
         return TxnResult(succeeded=succeeded, revision=revision, results=results)
+
+    # -- leases --------------------------------------------------------------------
+    def lease(self, ttl: float = 10) -> Lease:
+        """Grant a lease of ``ttl`` seconds (a revision); renew it with ``keepalive``."""
+        ttl = check_lease_ttl(ttl)
+        plan = GrantPlan(ttl)
+        with self._core.write_lock:
+            revision, rows, rec = self._core.log.commit(self.principal, plan)
+            self._core.after_commit(revision, rows, [])
+        rec.holder = self.principal
+        return lease_model(rec, time.time())
+
+    def keepalive(self, lease_id: str) -> Lease:
+        """Renew a lease for its ``ttl`` from now (durable, no revision).
+
+        A lease that has ended, or whose deadline has passed, is not revived: NotFound.
+        """
+        check_lease_id(lease_id, "lease_id")
+        self._own_lease(lease_id)
+        now = time.time()
+        rec = self._core.log.keepalive(lease_id, now)
+        if rec is None:
+            with contextlib.suppress(NotFound):  # past its deadline: end it now
+                self._core.commit(SYSTEM_PRINCIPAL, EndPlan(lease_id, "expired", True))
+            raise NotFound(f"no lease {lease_id!r} (it has ended)")
+        return lease_model(rec, now, self._core.log.lease_item_count(lease_id, now))
+
+    def revoke_lease(self, lease_id: str) -> None:
+        """End a lease now (a revision): every item attached to it expires in it."""
+        check_lease_id(lease_id, "lease_id")
+        self._own_lease(lease_id)
+        self._core.commit(self.principal, EndPlan(lease_id, "revoked"))
+
+    def get_lease(self, lease_id: str) -> Lease:
+        """A lease: its ttl, deadline, time remaining and attached item count."""
+        check_lease_id(lease_id, "lease_id")
+        rec = self._own_lease(lease_id)
+        now = time.time()
+        if not rec.alive(now):
+            raise NotFound(f"no lease {lease_id!r} (it has ended)")
+        return lease_model(rec, now, self._core.log.lease_item_count(lease_id, now))
 
     # -- reads ---------------------------------------------------------------------
     def get(self, namespace: str, key: str, at_revision: int | None = None) -> Item:

@@ -16,6 +16,7 @@ __all__ = [
     "MergeConflict",
     "Change",
     "Hit",
+    "Lease",
     "Compare",
     "PutOp",
     "DeleteOp",
@@ -73,6 +74,7 @@ class Item(_Model):
     updated_at: datetime
     expires_at: datetime | None = None
     deleted: bool = False
+    lease: str | None = None
 
 
 class MergeConflict(_Model):
@@ -101,6 +103,25 @@ class Change(_Model):
     item: Item | None = None
     author: str
     time: datetime
+    reason: Literal["ttl", "lease"] | None = None
+
+
+class Lease(_Model):
+    """A lease (etcd's model): items written with ``lease=id`` live only while it lives.
+
+    ``ttl`` is the granted time to live; each keepalive moves ``expires_at`` to now +
+    ``ttl``. ``remaining`` is the seconds left when this was read (0 once ended);
+    ``items`` counts the live items attached to it.
+    """
+
+    id: str
+    ttl: float
+    holder: str
+    revision: int
+    expires_at: datetime
+    remaining: float
+    alive: bool = True
+    items: int = 0
 
 
 class Hit(_Model):
@@ -138,6 +159,7 @@ class PutOp(_Model):
     on_conflict: str | None = None
     ttl: float | None = None
     vector: list[float] | None = None
+    lease: str | None = None
 
 
 class DeleteOp(_Model):

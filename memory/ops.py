@@ -54,6 +54,7 @@ class PreparedPut:
     on_conflict: str | None
     ttl: float | None
     vector: bytes | None
+    lease: str | None = None
 
 
 @dataclass
@@ -117,6 +118,14 @@ def prepare_put(
         if norm == 0:
             raise InvalidInput(f"{field}vector", "must not be all zeros")
         vector = (vec if abs(norm - 1.0) < 1e-6 else vec / norm).astype(np.float32).tobytes()
+    ttl = check_ttl(get("ttl"), f"{field}ttl")
+    lease = get("lease")
+    if lease is not None:
+        from hivemem.memory.leases import check_lease_id
+
+        check_lease_id(lease, f"{field}lease")
+        if ttl is not None:
+            raise InvalidInput(f"{field}lease", "an item has a lease or a ttl, not both")
     return PreparedPut(
         ns,
         key,
@@ -128,8 +137,9 @@ def prepare_put(
         merge,
         base_version,
         on_conflict,
-        check_ttl(get("ttl"), f"{field}ttl"),
+        ttl,
         vector,
+        lease,
     )
 
 

@@ -12,13 +12,14 @@ from typing import Any
 
 from hivemem.memory import merge as merging
 from hivemem.memory.errors import Conflict, NotFound
-from hivemem.memory.log.base import PendingChange, Row, WriteView
+from hivemem.memory.log.base import LeaseRecord, PendingChange, Row, WriteView
 from hivemem.memory.models import Compare, Item, OpResult, ts_to_datetime
 from hivemem.memory.ops import Prepared, PreparedDelete, PreparedGet, PreparedPut
 from hivemem.memory.rows import build_model, dt, row_to_item
 
 __all__ = ["TxnPlan"]
 
+_TTL = json.dumps({"reason": "ttl"})
 _CMP = {
     "==": lambda a, b: a == b,
     "!=": lambda a, b: a != b,
@@ -45,14 +46,33 @@ class TxnPlan:
     def __call__(self, view: WriteView) -> tuple[list[PendingChange], Any]:
         keys = [(c.namespace, c.key) for c in self.compares]
         keys += [(o.namespace, o.key) for o in (*self.success, *self.failure)]
-        self.view = view
-        self.latest: dict[tuple[str, str], Row] = dict(view.latest(keys))
-        self.pending: list[PendingChange] = []
-        self.staged: dict[tuple[str, str], PendingChange] = {}
+        self.begin(view, keys)
         succeeded = all(self._holds(c) for c in self.compares)
         results = [self._apply(op) for op in (self.success if succeeded else self.failure)]
-        replaced = [self.latest[k].id for k in self.staged if k in self.latest]
-        return self.pending, (succeeded, results, replaced)
+        return self.pending, (succeeded, results, self.replaced())
+
+    def begin(self, view: WriteView, keys: list[tuple[str, str]] | None = None) -> None:
+        """Start planning inside the write transaction ``view``."""
+        self.view = view
+        self.latest: dict[tuple[str, str], Row] = dict(view.latest(keys or []))
+        self.pending: list[PendingChange] = []
+        self.staged: dict[tuple[str, str], PendingChange] = {}
+        self.ended_leases: set[str] = set()
+        self._leases: dict[str, LeaseRecord | None] = {}
+
+    def replaced(self) -> list[int]:
+        """Change ids of stored versions this plan supersedes (the index drops them)."""
+        return [self.latest[k].id for k in self.staged if k in self.latest]
+
+    def lease_record(self, lease_id: str) -> LeaseRecord | None:
+        """A lease as this transaction sees it (read once per transaction)."""
+        if lease_id not in self._leases:
+            self._leases[lease_id] = self.view.leases([lease_id]).get(lease_id)
+        return self._leases[lease_id]
+
+    def lease_alive(self, lease_id: str) -> bool:
+        rec = self.lease_record(lease_id)
+        return rec is not None and lease_id not in self.ended_leases and rec.alive(self.view.now)
 
     # what the txn sees: its own staged writes over the stored state
     def _current(self, k: tuple[str, str]) -> tuple[int, Any]:
@@ -67,10 +87,16 @@ class TxnPlan:
             return row.version, None
         if row.expires_at is not None and row.expires_at <= self.view.now:
             # expired but not yet reaped: log the expiry first, then treat as absent
-            expire = PendingChange("expire", k[0], k[1], row.version + 1, row.version)
+            expire = PendingChange("expire", k[0], k[1], row.version + 1, row.version, info=_TTL)
             self.pending.append(expire)
             self.staged[k] = expire
             return expire.version, None
+        if row.lease is not None and not self.lease_alive(row.lease):
+            # its lease ended unreaped: end it now, every attached item in this revision
+            from hivemem.memory.leases import end_lease
+
+            end_lease(self, row.lease, "expired")
+            return self._current(k)
         return row.version, row
 
     def _item(self, k: tuple[str, str], cur: Any) -> Item | None:
@@ -159,6 +185,8 @@ class TxnPlan:
             meta = meta if meta is not None else "{}"
         created = cur.created_at if cur is not None else 0.0
         expires = self.view.now + op.ttl if op.ttl is not None else None
+        if op.lease is not None and not self.lease_alive(op.lease):
+            raise NotFound(f"no lease {op.lease!r} (it may have ended)")
         change = PendingChange(
             "put",
             k[0],
@@ -171,6 +199,7 @@ class TxnPlan:
             vector,
             created,
             expires,
+            lease=op.lease,
         )
         self._stage(k, change)
         return build_model(
@@ -196,6 +225,9 @@ class TxnPlan:
             )
         return merged
 
-    def _stage(self, k: tuple[str, str], change: PendingChange) -> None:
+    def stage(self, k: tuple[str, str], change: PendingChange) -> None:
+        """Append ``change`` to the transaction; later reads of ``k`` see it."""
         self.pending.append(change)
         self.staged[k] = change
+
+    _stage = stage

@@ -45,6 +45,7 @@ def row_to_item(row: Row, value: Any = _MISSING) -> Item:
         updated_at=dt(row.updated_at),
         expires_at=dt(row.expires_at) if row.expires_at is not None else None,
         deleted=not row.live,
+        lease=row.lease if row.live else None,
     )
 
 
@@ -61,6 +62,7 @@ def row_to_change(row: Row) -> Change:
         item=row_to_item(row) if row.live else None,
         author=row.author,
         time=ts_to_datetime(row.updated_at),
+        reason=json.loads(row.info).get("reason") if row.info else None,
     )
 
 

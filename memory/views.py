@@ -20,12 +20,13 @@ from hivemem.memory.acl import ACL
 from hivemem.memory.embed import Embedder
 from hivemem.memory.errors import InvalidInput
 from hivemem.memory.index.base import VectorIndex
-from hivemem.memory.log.base import PendingChange, Row, StateLog, WriteView
+from hivemem.memory.log.base import PendingChange, Plan, Row, StateLog, WriteView
 from hivemem.memory.watch import WatchHub
 
 __all__ = ["Core", "SYSTEM_PRINCIPAL"]
 
 SYSTEM_PRINCIPAL = "hivemem"  # author of expire changes
+_TTL_REASON = '{"reason":"ttl"}'
 
 
 class Core:
@@ -172,20 +173,43 @@ class Core:
             for k in due:
                 row = latest.get(k)
                 if row and row.live and row.expires_at is not None and row.expires_at <= view.now:
-                    out.append(PendingChange("expire", k[0], k[1], row.version + 1, row.version))
+                    out.append(
+                        PendingChange(
+                            "expire", k[0], k[1], row.version + 1, row.version, info=_TTL_REASON
+                        )
+                    )
             return out, [latest[(p.namespace, p.key)].id for p in out]
 
+        return len(self.commit(SYSTEM_PRINCIPAL, plan))
+
+    def commit(self, author: str, plan: Plan) -> list[Row]:
+        """Commit a plan whose result is the list of replaced change ids; update views."""
         with self.write_lock:
-            revision, rows, replaced = self.log.commit(SYSTEM_PRINCIPAL, plan)
+            revision, rows, replaced = self.log.commit(author, plan)
             if rows:
-                self.after_commit(revision, rows, replaced)
-        return len(rows)
+                self.after_commit(revision, rows, replaced or [])
+        return rows
+
+    def end_due_leases(self) -> int:
+        """End every lease whose deadline has passed (one revision per lease)."""
+        from hivemem.memory.errors import NotFound
+        from hivemem.memory.leases import EndPlan
+
+        ended = 0
+        for lease_id in self.log.due_leases(time.time(), 100):
+            try:
+                self.commit(SYSTEM_PRINCIPAL, EndPlan(lease_id, "expired", expired_only=True))
+                ended += 1
+            except NotFound:
+                pass  # ended meanwhile by a revoke or a write
+        return ended
 
     def _reap_loop(self, interval: float) -> None:
         while not self._stop.wait(interval):
             try:
                 self.sync()
                 self.expire_due()
+                self.end_due_leases()
                 if time.monotonic() - self._last_save > self.save_interval:
                     self.save_index()
             except Exception:  # the reaper must outlive transient errors (busy, closed)

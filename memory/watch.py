@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 from hivemem.memory.errors import Compacted, Lagged
-from hivemem.memory.log.base import Row, StateLog
+from hivemem.memory.log.base import ITEM_OPS, Row, StateLog
 from hivemem.memory.validation import in_scope
 
 __all__ = ["WatchHub", "Subscription"]
@@ -99,7 +99,11 @@ class Subscription:
 
     # -- producer side -------------------------------------------------------------
     def _visible(self, rows: list[Row]) -> list[Row]:
-        return [r for r in rows if any(in_scope(r.namespace, s) for s in self.scopes)]
+        return [
+            r
+            for r in rows
+            if r.op in ITEM_OPS and any(in_scope(r.namespace, s) for s in self.scopes)
+        ]
 
     def _offer(self, revision: int, rows: list[Row]) -> None:
         with self._cond:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hivemem.memory import Memory
+from hivemem.memory import Memory, NotFound
 from tests.embedders import HashEmbedder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WRITER = """
 import sys, random
 sys.path.insert(0, {root!r})
-from hivemem.memory import Memory
+from hivemem.memory import Memory, NotFound
 from tests.embedders import HashEmbedder
 mem = Memory.open({path!r}, embedder=HashEmbedder(), reaper_interval=None, save_interval=0.05)
 rng = random.Random()
@@ -95,3 +95,72 @@ def test_sigkill_at_random_points_loses_no_acknowledged_write(tmp_path) -> None:
             core.index.save = lambda: None  # type: ignore[method-assign]  # leave the crash state
             mem.close()
     assert len(acked) > 20
+
+
+LEASE_WRITER = """
+import sys, time
+sys.path.insert(0, {root!r})
+from hivemem.memory import Memory, NotFound
+from tests.embedders import HashEmbedder
+mem = Memory.open({path!r}, embedder=HashEmbedder(), reaper_interval=None)
+lease = mem.lease(ttl={ttl!r})
+for i in range(5):
+    mem.put("crash/presence", "a%d" % i, "agent %d is here" % i, lease=lease.id)
+print("lease", lease.id, lease.expires_at.timestamp(), flush=True)
+while True:
+    time.sleep(0.05)
+    renewed = mem.keepalive(lease.id)
+    print("ka", renewed.expires_at.timestamp(), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_never_extends_a_lease_and_an_overdue_one_expires_on_restart(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    path, ttl = str(tmp_path / "store"), 1.0
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LEASE_WRITER.format(root=str(ROOT), path=path, ttl=ttl)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    _, lease_id, deadline = proc.stdout.readline().split()
+    acked = float(deadline)
+    stop = time.monotonic() + random.uniform(0.3, 0.6)
+    while time.monotonic() < stop:
+        acked = float(proc.stdout.readline().split()[1])
+    proc.send_signal(signal.SIGKILL)
+    killed = time.time()
+    for line in proc.stdout.read().splitlines():
+        acked = max(acked, float(line.split()[1]))
+    proc.wait()
+
+    # Restarted within the ttl: the remaining time is honoured, not renewed by the restart.
+    mem = Memory.open(path, embedder=HashEmbedder(), reaper_interval=None)
+    try:
+        rec = mem._core.log.lease(lease_id)
+        assert rec is not None and rec.ended_revision is None
+        assert acked - 1e-3 <= rec.deadline <= killed + ttl  # (acked went through datetime)
+        if time.time() < rec.deadline - 0.05:
+            assert len(mem.list("crash/presence").items) == 5
+        time.sleep(max(0.0, rec.deadline - time.time()) + 0.05)
+        assert mem.list("crash/presence").items == []  # gone at the deadline, unreaped
+    finally:
+        mem.close()
+
+    # Restarted after the deadline: the first reaper pass expires it, nothing revives it.
+    mem = Memory.open(path, embedder=HashEmbedder(), reaper_interval=None)
+    try:
+        with pytest.raises(NotFound):
+            mem.keepalive(lease_id)
+        rec = mem._core.log.lease(lease_id)
+        assert rec is not None and rec.ended_revision == mem.revision
+        expired = [
+            (c.op, c.reason)
+            for c in mem.watch("crash", since=0).iter(timeout=0.05)
+            if c.op != "put"
+        ]
+        assert expired == [("expire", "lease")] * 5
+    finally:
+        mem.close()

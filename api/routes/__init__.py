@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hivemem.api.routes import access, health, items, maintenance, search, txn, watch
+from hivemem.api.routes import access, health, items, leases, maintenance, search, txn, watch
 
 __all__ = ["ROUTERS"]
 
@@ -11,6 +11,7 @@ ROUTERS = [
     search.router,
     txn.router,
     watch.router,
+    leases.router,
     maintenance.router,
     access.router,
     health.router,

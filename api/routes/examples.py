@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ITEM", "TOMBSTONE", "HIT", "CHANGE", "GRANT", "KEY_INFO", "KEY_CREATED", "ok"]
+__all__ = [
+    "ITEM",
+    "TOMBSTONE",
+    "HIT",
+    "CHANGE",
+    "GRANT",
+    "KEY_INFO",
+    "KEY_CREATED",
+    "LEASE",
+    "ok",
+]
 
 ITEM: dict[str, Any] = {
     "namespace": "team/notes",
@@ -40,6 +50,16 @@ CHANGE: dict[str, Any] = {
     "item": ITEM,
     "author": "planner",
     "time": "2025-01-06T09:30:00Z",
+}
+LEASE: dict[str, Any] = {
+    "id": "6c1f0a9e2b7d4358",
+    "ttl": 10.0,
+    "holder": "planner",
+    "revision": 44,
+    "expires_at": "2025-01-06T09:30:10Z",
+    "remaining": 9.98,
+    "alive": True,
+    "items": 2,
 }
 GRANT: dict[str, Any] = {"principal": "planner", "prefix": "team", "permission": "write"}
 KEY_INFO: dict[str, Any] = {

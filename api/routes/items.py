@@ -43,6 +43,9 @@ class PutBody(BaseModel):
     on_conflict: Literal["ours", "theirs"] | None = None
     ttl: float | None = Field(None, description="Seconds to live.")
     vector: list[float] | None = Field(None, description="A vector instead of embedding text.")
+    lease: str | None = Field(
+        None, description="Attach to this lease: the item lives only while the lease does."
+    )
 
 
 PUT_EXAMPLES = {

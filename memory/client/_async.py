@@ -35,6 +35,7 @@ from hivemem.memory.models import (
     Grant,
     Hit,
     Item,
+    Lease,
     ListPage,
     NamespacePage,
     PutOp,
@@ -150,6 +151,7 @@ class AsyncClient(BaseClient):
         on_conflict: str | None = None,
         ttl: float | None = None,
         vector: Sequence[float] | None = None,
+        lease: str | None = None,
     ) -> Item:
         """Write one item and return the version written (see ``Memory.put``)."""
         return await self._call(
@@ -165,6 +167,7 @@ class AsyncClient(BaseClient):
                 on_conflict=on_conflict,
                 ttl=ttl,
                 vector=vector,
+                lease=lease,
             )
         )
 
@@ -184,6 +187,23 @@ class AsyncClient(BaseClient):
     ) -> TxnResult:
         """If every compare holds run ``success``, else ``failure``: one revision, atomic."""
         return await self._call(self._txn_call(compare, success, failure))
+
+    # -- leases ----------------------------------------------------------------------
+    async def lease(self, ttl: float = 10) -> Lease:
+        """Grant a lease of ``ttl`` seconds; renew it with ``keepalive``."""
+        return await self._call(self._lease_call(ttl))
+
+    async def keepalive(self, lease_id: str) -> Lease:
+        """Renew a lease for its ``ttl`` from now; NotFound once it has ended."""
+        return await self._call(self._keepalive_call(lease_id))
+
+    async def revoke_lease(self, lease_id: str) -> None:
+        """End a lease now: every item attached to it expires."""
+        await self._call(self._revoke_lease_call(lease_id))
+
+    async def get_lease(self, lease_id: str) -> Lease:
+        """A lease: its ttl, deadline, time remaining and attached item count."""
+        return await self._call(self._get_lease_call(lease_id))
 
     # -- reads -----------------------------------------------------------------------
     async def get(self, namespace: str, key: str, at_revision: int | None = None) -> Item:

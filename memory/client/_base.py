@@ -36,6 +36,7 @@ from hivemem.memory.models import (
     Grant,
     Hit,
     Item,
+    Lease,
     ListPage,
     NamespacePage,
     TxnResult,
@@ -347,6 +348,22 @@ class BaseClient:
             "failure": [_op(o) for o in failure],
         }
         return Call("POST", "/v1/txn", _model(TxnResult), content=encode_json(body))
+
+    # -- leases ----------------------------------------------------------------------
+    def _lease_call(self, ttl: float) -> Call[Lease]:
+        return Call("POST", "/v1/leases", _model(Lease), content=encode_json({"ttl": ttl}))
+
+    def _keepalive_call(self, lease_id: str) -> Call[Lease]:
+        # Renewing twice is harmless: safe to send again.
+        path = f"/v1/leases/{quote(str(lease_id), safe='')}/keepalive"
+        return Call("POST", path, _model(Lease), retry=True)
+
+    def _revoke_lease_call(self, lease_id: str) -> Call[None]:
+        return Call("DELETE", f"/v1/leases/{quote(str(lease_id), safe='')}", _nothing)
+
+    def _get_lease_call(self, lease_id: str) -> Call[Lease]:
+        path = f"/v1/leases/{quote(str(lease_id), safe='')}"
+        return Call("GET", path, _model(Lease), retry=True)
 
     # -- maintenance -------------------------------------------------------------------
     def _compact_call(self, revision: int) -> Call[int]:

@@ -33,6 +33,7 @@ from hivemem.memory.models import (
     Grant,
     Hit,
     Item,
+    Lease,
     ListPage,
     NamespacePage,
     PutOp,
@@ -147,6 +148,7 @@ class Client(BaseClient):
         on_conflict: str | None = None,
         ttl: float | None = None,
         vector: Sequence[float] | None = None,
+        lease: str | None = None,
     ) -> Item:
         """Write one item and return the version written (see ``Memory.put``)."""
         return self._call(
@@ -162,6 +164,7 @@ class Client(BaseClient):
                 on_conflict=on_conflict,
                 ttl=ttl,
                 vector=vector,
+                lease=lease,
             )
         )
 
@@ -181,6 +184,23 @@ class Client(BaseClient):
     ) -> TxnResult:
         """If every compare holds run ``success``, else ``failure``: one revision, atomic."""
         return self._call(self._txn_call(compare, success, failure))
+
+    # -- leases ----------------------------------------------------------------------
+    def lease(self, ttl: float = 10) -> Lease:
+        """Grant a lease of ``ttl`` seconds; renew it with ``keepalive``."""
+        return self._call(self._lease_call(ttl))
+
+    def keepalive(self, lease_id: str) -> Lease:
+        """Renew a lease for its ``ttl`` from now; NotFound once it has ended."""
+        return self._call(self._keepalive_call(lease_id))
+
+    def revoke_lease(self, lease_id: str) -> None:
+        """End a lease now: every item attached to it expires."""
+        self._call(self._revoke_lease_call(lease_id))
+
+    def get_lease(self, lease_id: str) -> Lease:
+        """A lease: its ttl, deadline, time remaining and attached item count."""
+        return self._call(self._get_lease_call(lease_id))
 
     # -- reads -----------------------------------------------------------------------
     def get(self, namespace: str, key: str, at_revision: int | None = None) -> Item:

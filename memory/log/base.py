@@ -9,11 +9,27 @@ append. The backend assigns the next gap-free revision and keeps its derived tab
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-__all__ = ["Row", "PendingChange", "WriteView", "StateLog", "Plan", "scope_sql"]
+__all__ = [
+    "Row",
+    "PendingChange",
+    "WriteView",
+    "StateLog",
+    "Plan",
+    "LeaseRecord",
+    "scope_sql",
+    "item_columns",
+    "ITEM_OPS",
+]
+
+#: Ops of rows that are versions of items. Other rows are coordination entries of the
+#: log (``lease``: a lease granted or ended), kept in the same table so they take
+#: revisions like every other change; their namespace is ``""``, which no item has.
+ITEM_OPS = frozenset({"put", "delete", "expire"})
 
 
 def scope_sql(
@@ -54,6 +70,9 @@ class Row:
     created_at: float
     updated_at: float
     expires_at: float | None
+    lease: str | None = None  # the lease this version is attached to (or, op lease: its id)
+    claim: str | None = None  # JSON: the task's claim state, carried from version to version
+    info: str | None = None  # JSON: why the system wrote it, or a coordination entry's data
 
     @property
     def live(self) -> bool:
@@ -75,7 +94,42 @@ class PendingChange:
     vector: bytes | None = None
     created_at: float = 0.0
     expires_at: float | None = None
+    lease: str | None = None
+    claim: str | None = None
+    info: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class LeaseRecord:
+    """A lease as the derived ``leases`` table holds it."""
+
+    id: str
+    holder: str
+    ttl: float
+    deadline: float  # epoch seconds; keepalives move it without a revision
+    revision: int  # the revision that granted it
+    ended_revision: int | None  # the revision that ended it (None while it lives)
+
+    def alive(self, now: float) -> bool:
+        return self.ended_revision is None and self.deadline > now
+
+
+def item_columns(row: Row) -> tuple[str | None, str | None, float | None]:
+    """The derived ``items`` columns of an item row: ``(lease, claim_lease, queue_at)``.
+
+    ``claim_lease`` is the lease a claimed task is held under; ``queue_at`` orders open
+    tasks (their creation time) and is NULL for any task not open. Both backends fill
+    their ``items`` table from this one function.
+    """
+    if not row.live:
+        return None, None, None
+    if row.claim is None:
+        return row.lease, None, row.created_at
+    state = json.loads(row.claim)
+    if state.get("state") == "claimed":
+        return row.lease, state.get("lease"), None
+    return row.lease, None, row.created_at if state.get("state") == "open" else None
 
 
 class WriteView(Protocol):
@@ -90,6 +144,14 @@ class WriteView(Protocol):
 
     def version_row(self, namespace: str, key: str, version: int) -> Row | None:
         """A specific version of an item, if still in history."""
+        ...
+
+    def leases(self, ids: Sequence[str]) -> dict[str, LeaseRecord]:
+        """The leases among ``ids`` that were ever granted (ended ones included)."""
+        ...
+
+    def lease_items(self, lease_id: str) -> list[Row]:
+        """Current live rows of the items attached to the lease or claimed under it."""
         ...
 
 
@@ -169,6 +231,26 @@ class StateLog(Protocol):
 
     def expired(self, now: float, limit: int) -> list[tuple[str, str]]:
         """Keys of live items whose TTL has passed."""
+        ...
+
+    def due_leases(self, now: float, limit: int) -> list[str]:
+        """Ids of leases not ended whose deadline has passed."""
+        ...
+
+    def lease(self, lease_id: str) -> LeaseRecord | None:
+        """One lease (ended ones included), or None if it was never granted."""
+        ...
+
+    def lease_item_count(self, lease_id: str, now: float) -> int:
+        """How many live items are attached to the lease."""
+        ...
+
+    def keepalive(self, lease_id: str, now: float) -> LeaseRecord | None:
+        """Move a living lease's deadline to ``now + ttl``, durably and without a revision.
+
+        Returns the renewed lease, or None if it has ended or its deadline has passed:
+        a lease past its deadline is never revived.
+        """
         ...
 
     def compact(self, revision: int) -> int:

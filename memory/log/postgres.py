@@ -14,6 +14,7 @@ autocommit connections; writes go through one connection per process under a loc
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -26,7 +27,15 @@ import psycopg
 import psycopg_pool
 
 from hivemem.memory.errors import InvalidInput, Unavailable
-from hivemem.memory.log.base import PendingChange, Plan, Row, scope_sql
+from hivemem.memory.log.base import (
+    ITEM_OPS,
+    LeaseRecord,
+    PendingChange,
+    Plan,
+    Row,
+    item_columns,
+    scope_sql,
+)
 from hivemem.memory.search import Cond, keyword_terms, parse_filter
 
 __all__ = ["PostgresLog", "filter_sql"]
@@ -70,12 +79,30 @@ MIGRATIONS: list[str] = [
         id TEXT PRIMARY KEY, principal TEXT NOT NULL, hash TEXT NOT NULL,
         created_at DOUBLE PRECISION NOT NULL, revoked_at DOUBLE PRECISION);
     """,
+    # 2: coordination: leases, task claims, and the log's coordination entries
+    f"""
+    ALTER TABLE changes ADD COLUMN lease TEXT;
+    ALTER TABLE changes ADD COLUMN claim TEXT;
+    ALTER TABLE changes ADD COLUMN info TEXT;
+    ALTER TABLE items ADD COLUMN lease TEXT;
+    ALTER TABLE items ADD COLUMN claim_lease TEXT;
+    ALTER TABLE items ADD COLUMN queue_at DOUBLE PRECISION;
+    CREATE INDEX items_lease ON items (lease) WHERE lease IS NOT NULL;
+    CREATE INDEX items_claim_lease ON items (claim_lease) WHERE claim_lease IS NOT NULL;
+    CREATE INDEX items_queue ON items (namespace, queue_at) WHERE queue_at IS NOT NULL;
+    CREATE TABLE leases (
+        id {_C} PRIMARY KEY, holder TEXT NOT NULL, ttl DOUBLE PRECISION NOT NULL,
+        deadline DOUBLE PRECISION NOT NULL, revision BIGINT NOT NULL, ended_revision BIGINT);
+    CREATE INDEX leases_due ON leases (deadline) WHERE ended_revision IS NULL;
+    """,
 ]
 
 _ROW_COLS = (
     "c.id, c.revision, c.op, c.namespace, c.key, c.version, c.prev_version, c.value, "
-    "c.text, c.metadata::text, c.vector, c.author, c.created_at, c.updated_at, c.expires_at"
+    "c.text, c.metadata::text, c.vector, c.author, c.created_at, c.updated_at, c.expires_at, "
+    "c.lease, c.claim, c.info"
 )
+_LEASE_COLS = "id, holder, ttl, deadline, revision, ended_revision"
 _LIVE = "i.live AND (i.expires_at IS NULL OR i.expires_at > %s)"
 _ITEM_JOIN = "items i JOIN changes c ON c.id = i.change_id"
 _CHUNK = 1000
@@ -174,6 +201,24 @@ class _WriteView:
             (namespace, key, version),
         ).fetchone()
         return Row(*r) if r else None
+
+    def leases(self, ids: Sequence[str]) -> dict[str, LeaseRecord]:
+        wanted = list(dict.fromkeys(ids))
+        if not wanted:
+            return {}
+        cur = self.con.execute(
+            f"SELECT {_LEASE_COLS} FROM leases WHERE id = ANY(%s::text[])", (wanted,)
+        )
+        return {r[0]: LeaseRecord(*r) for r in cur}
+
+    def lease_items(self, lease_id: str) -> list[Row]:
+        return _rows(
+            self.con.execute(
+                f"SELECT {_ROW_COLS} FROM {_ITEM_JOIN} "
+                "WHERE i.live AND (i.lease = %s OR i.claim_lease = %s) ORDER BY c.id",
+                (lease_id, lease_id),
+            )
+        )
 
 
 class PostgresLog:
@@ -339,14 +384,17 @@ class PostgresLog:
         for offset, p in enumerate(pending):
             created = p.created_at or now
             row = Row(next_id + offset, revision, *_PENDING(p), author, created, now, p.expires_at)  # type: ignore[call-arg]
+            row.lease, row.claim, row.info = p.lease, p.claim, p.info
             rows.append(row)
-            final[(p.namespace, p.key)] = row
+            if p.op in ITEM_OPS:
+                final[(p.namespace, p.key)] = row
         with con.cursor() as cur:
             cur.executemany(
                 "INSERT INTO changes VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, "
-                "%s, %s, %s, %s, %s)",
+                "%s, %s, %s, %s, %s, %s, %s, %s)",
                 [_ROW_TUPLE(r) for r in rows],
             )
+        self._apply_leases(con, [r for r in rows if r.op == "lease"])
         unindex = [old.id for old in before.values() if old.live and old.text is not None]
         if unindex:
             con.execute("DELETE FROM fts WHERE change_id = ANY(%s::bigint[])", (unindex,))
@@ -357,22 +405,97 @@ class PostgresLog:
                 "FROM unnest(%s::bigint[], %s::text[]) AS t (id, text)",
                 ([r.id for r in index], [r.text for r in index]),
             )
+        deadlines = self._deadlines(con, {r.lease for r in final.values() if r.lease})
         items = [
-            (r.namespace, r.key, r.id, r.version, r.revision, r.live, r.expires_at)
+            (
+                r.namespace,
+                r.key,
+                r.id,
+                r.version,
+                r.revision,
+                r.live,
+                deadlines[r.lease] if r.lease and r.live else r.expires_at,
+                *item_columns(r),
+            )
             for r in final.values()
         ]
-        con.execute(
-            "INSERT INTO items SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], "
-            "%s::bigint[], %s::bigint[], %s::boolean[], %s::float8[]) "
-            "ON CONFLICT (namespace, key) DO UPDATE SET change_id = excluded.change_id, "
-            "version = excluded.version, revision = excluded.revision, live = excluded.live, "
-            "expires_at = excluded.expires_at",
-            [list(column) for column in zip(*items, strict=True)],
-        )
+        if items:
+            con.execute(
+                "INSERT INTO items SELECT * FROM unnest(%s::text[], %s::text[], %s::bigint[], "
+                "%s::bigint[], %s::bigint[], %s::boolean[], %s::float8[], %s::text[], "
+                "%s::text[], %s::float8[]) "
+                "ON CONFLICT (namespace, key) DO UPDATE SET change_id = excluded.change_id, "
+                "version = excluded.version, revision = excluded.revision, live = excluded.live, "
+                "expires_at = excluded.expires_at, lease = excluded.lease, "
+                "claim_lease = excluded.claim_lease, queue_at = excluded.queue_at",
+                [list(column) for column in zip(*items, strict=True)],
+            )
         con.execute(
             "INSERT INTO revisions VALUES (%s, %s, %s, %s)", (revision, author, now, len(rows))
         )
         return rows
+
+    @staticmethod
+    def _apply_leases(con: psycopg.Connection[Any], rows: list[Row]) -> None:
+        """Keep the ``leases`` table level with the lease entries of the log."""
+        for r in rows:
+            info = json.loads(r.info or "{}")
+            if info.get("event") == "grant":
+                con.execute(
+                    "INSERT INTO leases VALUES (%s, %s, %s, %s, %s, NULL)",
+                    (r.key, r.author, info["ttl"], info["deadline"], r.revision),
+                )
+            else:
+                con.execute(
+                    "UPDATE leases SET ended_revision = %s WHERE id = %s", (r.revision, r.key)
+                )
+
+    @staticmethod
+    def _deadlines(con: psycopg.Connection[Any], ids: set[str | None]) -> dict[str | None, float]:
+        """Leased items live until their lease's deadline: the items table's expiry."""
+        out: dict[str | None, float] = {}
+        for lease_id in ids:
+            r = con.execute(
+                "SELECT deadline, ended_revision FROM leases WHERE id = %s", (lease_id,)
+            ).fetchone()
+            out[lease_id] = 0.0 if r is None or r[1] is not None else float(r[0])
+        return out
+
+    # -- leases ----------------------------------------------------------------------
+    def due_leases(self, now: float, limit: int) -> list[str]:
+        found = self._read(
+            "SELECT id FROM leases WHERE ended_revision IS NULL AND deadline <= %s "
+            "ORDER BY deadline LIMIT %s",
+            (now, limit),
+        )
+        return [r[0] for r in found]
+
+    def lease(self, lease_id: str) -> LeaseRecord | None:
+        found = self._read(f"SELECT {_LEASE_COLS} FROM leases WHERE id = %s", (lease_id,))
+        return LeaseRecord(*found[0]) if found else None
+
+    def lease_item_count(self, lease_id: str, now: float) -> int:
+        found = self._read(
+            f"SELECT COUNT(*) FROM items i WHERE i.lease = %s AND {_LIVE}", (lease_id, now)
+        )
+        return int(found[0][0])
+
+    def keepalive(self, lease_id: str, now: float) -> LeaseRecord | None:
+        def run(con: psycopg.Connection[Any]) -> LeaseRecord | None:
+            with con.transaction():
+                r = con.execute(
+                    "UPDATE leases SET deadline = %s + ttl WHERE id = %s "
+                    f"AND ended_revision IS NULL AND deadline > %s RETURNING {_LEASE_COLS}",
+                    (now, lease_id, now),
+                ).fetchone()
+                if r is not None:
+                    con.execute(
+                        "UPDATE items SET expires_at = %s WHERE lease = %s AND live",
+                        (r[3], lease_id),
+                    )
+            return LeaseRecord(*r) if r else None
+
+        return self._write(run)
 
     # -- reading -------------------------------------------------------------------
     def head(self) -> int:
@@ -527,7 +650,7 @@ class PostgresLog:
     def expired(self, now: float, limit: int) -> list[tuple[str, str]]:
         found = self._read(
             "SELECT namespace, key FROM items WHERE live AND expires_at IS NOT NULL "
-            "AND expires_at <= %s LIMIT %s",
+            "AND expires_at <= %s AND lease IS NULL LIMIT %s",
             (now, limit),
         )
         return [(ns, key) for ns, key in found]

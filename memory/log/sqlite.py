@@ -9,6 +9,7 @@ never disagree with it.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -17,7 +18,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from hivemem.memory.errors import InvalidInput, Unavailable
-from hivemem.memory.log.base import PendingChange, Plan, Row, scope_sql
+from hivemem.memory.log.base import (
+    ITEM_OPS,
+    LeaseRecord,
+    PendingChange,
+    Plan,
+    Row,
+    item_columns,
+    scope_sql,
+)
 from hivemem.memory.search import Cond, keyword_terms, parse_filter
 
 __all__ = ["SQLiteLog"]
@@ -55,12 +64,30 @@ MIGRATIONS: list[str] = [
         id TEXT PRIMARY KEY, principal TEXT NOT NULL, hash TEXT NOT NULL,
         created_at REAL NOT NULL, revoked_at REAL);
     """,
+    # 2: coordination: leases, task claims, and the log's coordination entries
+    """
+    ALTER TABLE changes ADD COLUMN lease TEXT;
+    ALTER TABLE changes ADD COLUMN claim TEXT;
+    ALTER TABLE changes ADD COLUMN info TEXT;
+    ALTER TABLE items ADD COLUMN lease TEXT;
+    ALTER TABLE items ADD COLUMN claim_lease TEXT;
+    ALTER TABLE items ADD COLUMN queue_at REAL;
+    CREATE INDEX items_lease ON items (lease) WHERE lease IS NOT NULL;
+    CREATE INDEX items_claim_lease ON items (claim_lease) WHERE claim_lease IS NOT NULL;
+    CREATE INDEX items_queue ON items (namespace, queue_at) WHERE queue_at IS NOT NULL;
+    CREATE TABLE leases (
+        id TEXT PRIMARY KEY, holder TEXT NOT NULL, ttl REAL NOT NULL, deadline REAL NOT NULL,
+        revision INTEGER NOT NULL, ended_revision INTEGER);
+    CREATE INDEX leases_due ON leases (deadline) WHERE ended_revision IS NULL;
+    """,
 ]
 
 _ROW_COLS = (
     "c.id, c.revision, c.op, c.namespace, c.key, c.version, c.prev_version, c.value, "
-    "c.text, c.metadata, c.vector, c.author, c.created_at, c.updated_at, c.expires_at"
+    "c.text, c.metadata, c.vector, c.author, c.created_at, c.updated_at, c.expires_at, "
+    "c.lease, c.claim, c.info"
 )
+_LEASE_COLS = "id, holder, ttl, deadline, revision, ended_revision"
 _LIVE = "i.live = 1 AND (i.expires_at IS NULL OR i.expires_at > ?)"
 
 
@@ -141,6 +168,24 @@ class _WriteView:
             (namespace, key, version),
         ).fetchone()
         return Row(*r) if r else None
+
+    def leases(self, ids: Sequence[str]) -> dict[str, LeaseRecord]:
+        out: dict[str, LeaseRecord] = {}
+        for lease_id in dict.fromkeys(ids):
+            r = self.con.execute(
+                f"SELECT {_LEASE_COLS} FROM leases WHERE id = ?", (lease_id,)
+            ).fetchone()
+            if r:
+                out[lease_id] = LeaseRecord(*r)
+        return out
+
+    def lease_items(self, lease_id: str) -> list[Row]:
+        cur = self.con.execute(
+            f"SELECT {_ROW_COLS} FROM items i JOIN changes c ON c.id = i.change_id "
+            "WHERE i.live = 1 AND (i.lease = ? OR i.claim_lease = ?) ORDER BY c.id",
+            (lease_id, lease_id),
+        )
+        return [Row(*r) for r in cur]
 
 
 class SQLiteLog:
@@ -250,10 +295,12 @@ class SQLiteLog:
                 now,
                 p.expires_at,
             )
+            row.lease, row.claim, row.info = p.lease, p.claim, p.info
             rows.append(row)
-            final[(p.namespace, p.key)] = row
+            if p.op in ITEM_OPS:
+                final[(p.namespace, p.key)] = row
         con.executemany(
-            "INSERT INTO changes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO changes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [
                 (
                     r.id,
@@ -271,10 +318,14 @@ class SQLiteLog:
                     r.created_at,
                     r.updated_at,
                     r.expires_at,
+                    r.lease,
+                    r.claim,
+                    r.info,
                 )
                 for r in rows
             ],
         )
+        self._apply_leases(con, [r for r in rows if r.op == "lease"])
         unindex = [
             ("delete", old.id, old.text)
             for k, old in before.items()
@@ -285,17 +336,104 @@ class SQLiteLog:
         index = [(r.id, r.text) for r in final.values() if r.live and r.text is not None]
         if index:
             con.executemany("INSERT INTO fts (rowid, text) VALUES (?, ?)", index)
+        deadlines = self._deadlines(con, {r.lease for r in final.values() if r.lease})
         con.executemany(
-            "INSERT INTO items VALUES (?,?,?,?,?,?,?) ON CONFLICT (namespace, key) DO UPDATE "
+            "INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (namespace, key) DO UPDATE "
             "SET change_id = excluded.change_id, version = excluded.version, "
-            "revision = excluded.revision, live = excluded.live, expires_at = excluded.expires_at",
+            "revision = excluded.revision, live = excluded.live, expires_at = excluded.expires_at, "
+            "lease = excluded.lease, claim_lease = excluded.claim_lease, "
+            "queue_at = excluded.queue_at",
             [
-                (r.namespace, r.key, r.id, r.version, r.revision, int(r.live), r.expires_at)
+                (
+                    r.namespace,
+                    r.key,
+                    r.id,
+                    r.version,
+                    r.revision,
+                    int(r.live),
+                    deadlines[r.lease] if r.lease and r.live else r.expires_at,
+                    *item_columns(r),
+                )
                 for r in final.values()
             ],
         )
         con.execute("INSERT INTO revisions VALUES (?, ?, ?, ?)", (revision, author, now, len(rows)))
         return rows
+
+    @staticmethod
+    def _apply_leases(con: sqlite3.Connection, rows: list[Row]) -> None:
+        """Keep the ``leases`` table level with the lease entries of the log."""
+        for r in rows:
+            info = json.loads(r.info or "{}")
+            if info.get("event") == "grant":
+                con.execute(
+                    "INSERT INTO leases VALUES (?, ?, ?, ?, ?, NULL)",
+                    (r.key, r.author, info["ttl"], info["deadline"], r.revision),
+                )
+            else:
+                con.execute(
+                    "UPDATE leases SET ended_revision = ? WHERE id = ?", (r.revision, r.key)
+                )
+
+    @staticmethod
+    def _deadlines(con: sqlite3.Connection, ids: set[str | None]) -> dict[str | None, float]:
+        """Leased items live until their lease's deadline: the items table's expiry."""
+        out: dict[str | None, float] = {}
+        for lease_id in ids:
+            r = con.execute(
+                "SELECT deadline, ended_revision FROM leases WHERE id = ?", (lease_id,)
+            ).fetchone()
+            out[lease_id] = 0.0 if r is None or r[1] is not None else float(r[0])
+        return out
+
+    # -- leases ----------------------------------------------------------------------
+    def due_leases(self, now: float, limit: int) -> list[str]:
+        cur = self._r().execute(
+            "SELECT id FROM leases WHERE ended_revision IS NULL AND deadline <= ? "
+            "ORDER BY deadline LIMIT ?",
+            (now, limit),
+        )
+        return [r[0] for r in cur]
+
+    def lease(self, lease_id: str) -> LeaseRecord | None:
+        r = (
+            self._r()
+            .execute(f"SELECT {_LEASE_COLS} FROM leases WHERE id = ?", (lease_id,))
+            .fetchone()
+        )
+        return LeaseRecord(*r) if r else None
+
+    def lease_item_count(self, lease_id: str, now: float) -> int:
+        r = (
+            self._r()
+            .execute(f"SELECT COUNT(*) FROM items i WHERE i.lease = ? AND {_LIVE}", (lease_id, now))
+            .fetchone()
+        )
+        return int(r[0])
+
+    def keepalive(self, lease_id: str, now: float) -> LeaseRecord | None:
+        with self._wlock:
+            if self._closed:
+                raise Unavailable("the store is closed")
+            con = self._w
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                r = con.execute(
+                    "UPDATE leases SET deadline = ? + ttl WHERE id = ? AND ended_revision IS NULL "
+                    f"AND deadline > ? RETURNING {_LEASE_COLS}",
+                    (now, lease_id, now),
+                ).fetchone()
+                if r is not None:
+                    con.execute(
+                        "UPDATE items SET expires_at = ? WHERE lease = ? AND live = 1",
+                        (r[3], lease_id),
+                    )
+                con.execute("COMMIT")
+            except BaseException:
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                raise
+        return LeaseRecord(*r) if r else None
 
     # -- reading -------------------------------------------------------------------
     def head(self) -> int:
@@ -448,7 +586,7 @@ class SQLiteLog:
     def expired(self, now: float, limit: int) -> list[tuple[str, str]]:
         cur = self._r().execute(
             "SELECT namespace, key FROM items WHERE live = 1 AND expires_at IS NOT NULL "
-            "AND expires_at <= ? LIMIT ?",
+            "AND expires_at <= ? AND lease IS NULL LIMIT ?",
             (now, limit),
         )
         return [(ns, key) for ns, key in cur]

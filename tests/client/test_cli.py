@@ -282,3 +282,27 @@ def test_serve_runs_the_app_over_the_data_directory(
         servers[0].should_exit = True
         thread.join(timeout=10)
     assert (tmp_path / "data" / "log.db").exists()
+
+
+def test_lease_commands_grant_renew_stream_read_and_revoke(
+    capsys: pytest.CaptureFixture[str], server: LiveServer
+) -> None:
+    from hivemem.api.cli import keepalive_stream
+
+    status, out, _ = run(capsys, server, "lease", "--ttl", "5")
+    lease = lines(out)[0]
+    assert status == 0 and lease["ttl"] == 5
+    status, out, _ = run(capsys, server, "put", "team/p", "a", "1", "--lease", lease["id"])
+    assert status == 0 and lines(out)[0]["lease"] == lease["id"]
+    status, out, _ = run(capsys, server, "keepalive", lease["id"])
+    assert status == 0 and lines(out)[0]["items"] == 1
+    stream = io.StringIO()
+    with server.client() as c:
+        keepalive_stream(c, lease["id"], stream, every=0.05, count=3)
+    renewals = lines(stream.getvalue())
+    assert len(renewals) == 3 and all(r["alive"] for r in renewals)
+    status, out, _ = run(capsys, server, "get-lease", lease["id"])
+    assert status == 0 and lines(out)[0]["id"] == lease["id"]
+    assert run(capsys, server, "revoke-lease", lease["id"])[0] == 0
+    status, _, err = run(capsys, server, "keepalive", lease["id"])
+    assert status == 1 and "not found" in err
