@@ -32,7 +32,7 @@ from typing import IO, Any
 
 from hivemem.api.settings import Settings
 from hivemem.memory.client import Client
-from hivemem.memory.errors import Conflict, HivememError, InvalidInput
+from hivemem.memory.errors import Conflict, HivememError, InvalidInput, NotFound
 
 __all__ = ["main", "build_parser", "load_config", "client_options", "server_settings"]
 
@@ -178,6 +178,7 @@ def _put(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
         on_conflict=a.on_conflict,
         ttl=a.ttl,
         lease=a.lease,
+        fence=a.fence,
     )
     _emit(item, out)
 
@@ -187,7 +188,7 @@ def _get(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
 
 
 def _delete(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
-    _emit(c.delete(a.namespace, a.key, if_version=a.if_version), out)
+    _emit(c.delete(a.namespace, a.key, if_version=a.if_version, fence=a.fence), out)
 
 
 def _history(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
@@ -274,6 +275,29 @@ def keepalive_stream(
             done += 1
             if count is None or done < count:
                 time.sleep(every if every is not None else max(lease.ttl / 3, 0.05))
+
+
+def _claim(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    got = c.claim(
+        a.namespace,
+        a.key,
+        lease=a.lease,
+        ttl=a.ttl,
+        filter=_json_arg(a.filter, "--filter") if a.filter is not None else None,
+        max_attempts=a.max_attempts,
+    )
+    if got is None:
+        raise NotFound("no open task to claim")
+    _emit(got, out)
+
+
+def _complete(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    value = _json_arg(a.value, "VALUE_JSON") if a.value is not None else None
+    _emit(c.complete(a.token, value), out)
+
+
+def _release(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    _emit(c.release(a.token), out)
 
 
 def _revoke_lease(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
@@ -466,6 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-conflict", choices=["ours", "theirs"])
     p.add_argument("--ttl", type=float, metavar="SECONDS")
     p.add_argument("--lease", metavar="LEASE_ID", help="attach the item to a lease")
+    p.add_argument("--fence", metavar="TOKEN", help="only while this claim is current")
 
     p = cmd("get", _get, "read an item")
     p.add_argument("namespace", metavar="NS")
@@ -476,6 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("namespace", metavar="NS")
     p.add_argument("key", metavar="KEY")
     p.add_argument("--if-version", type=int, metavar="N")
+    p.add_argument("--fence", metavar="TOKEN", help="only while this claim is current")
 
     p = cmd("history", _history, "every version of an item")
     p.add_argument("namespace", metavar="NS")
@@ -514,6 +540,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = cmd("get-lease", _get_lease, "read a lease")
     p.add_argument("lease_id", metavar="LEASE_ID")
+
+    p = cmd("claim", _claim, "claim a task (the oldest open one unless KEY); exit 1 if none")
+    p.add_argument("namespace", metavar="NS")
+    p.add_argument("key", metavar="KEY", nargs="?")
+    p.add_argument("--lease", metavar="LEASE_ID")
+    p.add_argument("--ttl", type=float, metavar="SECONDS")
+    p.add_argument("--filter", metavar="JSON")
+    p.add_argument("--max-attempts", type=int, metavar="N")
+
+    p = cmd("complete", _complete, "mark a claimed task done")
+    p.add_argument("token", metavar="TOKEN")
+    p.add_argument("value", metavar="VALUE_JSON", nargs="?")
+
+    p = cmd("release", _release, "give a claimed task back")
+    p.add_argument("token", metavar="TOKEN")
 
     p = cmd("keys", _keys, "API keys")
     keys = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")

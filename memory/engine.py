@@ -22,15 +22,24 @@ from typing import Any
 import numpy as np
 
 from hivemem.memory.acl import check_principal
+from hivemem.memory.claims import (
+    DEFAULT_CLAIM_TTL,
+    ClaimPlan,
+    CompletePlan,
+    ReleasePlan,
+    make_token,
+    parse_token,
+)
 from hivemem.memory.embed import Embedder, default_embedder
 from hivemem.memory.errors import Compacted, InvalidInput, NotFound, PermissionDenied
 from hivemem.memory.index.base import VectorIndex
 from hivemem.memory.leases import EndPlan, GrantPlan, check_lease_id, check_lease_ttl, lease_model
-from hivemem.memory.log.base import LeaseRecord, StateLog
+from hivemem.memory.log.base import LeaseRecord, Row, StateLog
 from hivemem.memory.models import (
     ApiKeyCreated,
     ApiKeyInfo,
     Change,
+    Claim,
     Compare,
     DeleteOp,
     GetOp,
@@ -53,6 +62,7 @@ from hivemem.memory.validation import (
     check_namespace,
     check_prefix,
     check_vector,
+    dump_value,
     in_scope,
 )
 from hivemem.memory.views import SYSTEM_PRINCIPAL, Core
@@ -223,12 +233,14 @@ class Memory:
         ttl: float | None = None,
         vector: Sequence[float] | None = None,
         lease: str | None = None,
+        fence: str | None = None,
     ) -> Item:
         """Write one item and return the version written (see DESIGN.md for options).
 
         ``lease=id`` attaches the item to a lease: it lives only while the lease does. A
         later put without ``lease`` detaches it (as in etcd); ``lease`` and ``ttl`` are
-        exclusive.
+        exclusive. ``fence=token`` commits only while that claim is current (else
+        ``Conflict``).
         """
         op = {
             "namespace": namespace,
@@ -243,6 +255,7 @@ class Memory:
             "ttl": ttl,
             "vector": vector,
             "lease": lease,
+            "fence": fence,
         }
         result = self._run([], [op], [], field="")
         item = result.results[0].item
@@ -254,9 +267,22 @@ class Memory:
         result = self._run([], list(ops), [], field="ops")
         return [r.item for r in result.results if r.item is not None]
 
-    def delete(self, namespace: str, key: str, if_version: int | None = None) -> Item:
+    def delete(
+        self,
+        namespace: str,
+        key: str,
+        if_version: int | None = None,
+        *,
+        fence: str | None = None,
+    ) -> Item:
         """Delete an item, leaving a tombstone in history; returns the tombstone."""
-        op = {"op": "delete", "namespace": namespace, "key": key, "if_version": if_version}
+        op = {
+            "op": "delete",
+            "namespace": namespace,
+            "key": key,
+            "if_version": if_version,
+            "fence": fence,
+        }
         result = self._run([], [op], [], field="")
         item = result.results[0].item
         assert item is not None
@@ -327,10 +353,7 @@ class Memory:
     def lease(self, ttl: float = 10) -> Lease:
         """Grant a lease of ``ttl`` seconds (a revision); renew it with ``keepalive``."""
         ttl = check_lease_ttl(ttl)
-        plan = GrantPlan(ttl)
-        with self._core.write_lock:
-            revision, rows, rec = self._core.log.commit(self.principal, plan)
-            self._core.after_commit(revision, rows, [])
+        _, _, rec = self._core.commit(self.principal, GrantPlan(ttl))
         rec.holder = self.principal
         return lease_model(rec, time.time())
 
@@ -363,6 +386,78 @@ class Memory:
         if not rec.alive(now):
             raise NotFound(f"no lease {lease_id!r} (it has ended)")
         return lease_model(rec, now, self._core.log.lease_item_count(lease_id, now))
+
+    # -- task claims ---------------------------------------------------------------
+    def claim(
+        self,
+        namespace: str,
+        key: str | None = None,
+        *,
+        lease: str | None = None,
+        ttl: float | None = None,
+        filter: dict[str, Any] | None = None,
+        max_attempts: int | None = None,
+    ) -> Claim | None:
+        """Claim task ``key``, or the oldest open task of ``namespace`` matching ``filter``.
+
+        Returns the ``Claim`` (the item and its fencing token), or None when no task is
+        open. The claim lives under ``lease`` (yours), or under a lease of ``ttl`` seconds
+        (default 30) granted for it; renew with ``keepalive(claim.lease)``. Once a task
+        has been claimed ``max_attempts`` times without completing, it goes ``dead``.
+        """
+        ns = check_namespace(namespace)
+        if key is not None:
+            check_key(key)
+        self._require(ns, "write")
+        if lease is not None:
+            check_lease_id(lease)
+            if ttl is not None:
+                raise InvalidInput("lease", "a claim has a lease or a ttl, not both")
+            self._own_lease(lease)
+        seconds = check_lease_ttl(ttl) if ttl is not None else DEFAULT_CLAIM_TTL
+        if max_attempts is not None and (
+            isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1
+        ):
+            raise InvalidInput("max_attempts", "must be a positive integer")
+        plan = ClaimPlan(
+            self.principal, ns, key, lease, seconds, parse_filter(filter), max_attempts
+        )
+        revision, rows, payload = self._core.commit(self.principal, plan)
+        if payload is None:
+            return None
+        k, version, lease_id = payload
+        item = self._written(rows, k, version)
+        return Claim(token=make_token(k[0], k[1], revision), item=item, lease=lease_id)
+
+    def complete(self, token: str, value: Any = None) -> Item:
+        """Mark the claimed task done (with ``value`` as its new value, if given).
+
+        Refused with ``Conflict`` unless the token's claim is still current.
+        """
+        fence = self._fenced(token)
+        value_json = None
+        if value is not None:
+            value_json = dump_value(value, self._core.max_value_bytes)
+        _, rows, (k, version) = self._core.commit(self.principal, CompletePlan(fence, value_json))
+        return self._written(rows, k, version)
+
+    def release(self, token: str) -> Item:
+        """Give the claimed task back: open again (or dead once out of attempts)."""
+        fence = self._fenced(token)
+        _, rows, (k, version) = self._core.commit(self.principal, ReleasePlan(fence))
+        return self._written(rows, k, version)
+
+    def _fenced(self, token: str) -> tuple[str, str, int]:
+        fence = parse_token(token)
+        self._require(fence[0], "write")
+        return fence
+
+    @staticmethod
+    def _written(rows: builtins.list[Row], k: tuple[str, str], version: int) -> Item:
+        for row in rows:
+            if (row.namespace, row.key, row.version) == (*k, version):
+                return row_to_item(row)
+        raise AssertionError("the plan wrote no such version")  # pragma: no cover
 
     # -- reads ---------------------------------------------------------------------
     def get(self, namespace: str, key: str, at_revision: int | None = None) -> Item:

@@ -94,7 +94,7 @@ class GrantPlan:
     def __call__(self, view: WriteView) -> tuple[list[PendingChange], Any]:
         change = grant_change(self.lease_id, self.ttl, view.now)
         record = LeaseRecord(self.lease_id, "", self.ttl, view.now + self.ttl, view.revision, None)
-        return [change], record
+        return [change], ([], record)
 
 
 class EndPlan:
@@ -118,9 +118,9 @@ class EndPlan:
         if rec is None or rec.ended_revision is not None:
             raise NotFound(f"no lease {self.lease_id!r} (it may have ended)")
         if self.expired_only and rec.deadline > view.now:
-            return [], None
+            return [], ([], None)
         end_lease(plan, self.lease_id, self.reason)
-        return plan.pending, plan.replaced()
+        return plan.pending, (plan.replaced(), None)
 
 
 def end_lease(plan: TxnPlan, lease_id: str, reason: str) -> None:
@@ -144,6 +144,10 @@ def _release(plan: TxnPlan, row: Row, lease_id: str) -> None:
     plan.latest.setdefault(k, row)
     if row.lease == lease_id:
         plan.stage(k, _expire(k, row.version))
+    elif row.claim is not None:  # a task claimed under the lease: back to open (or dead)
+        from hivemem.memory.claims import released_claim
+
+        plan.stage(k, released_claim(row))
 
 
 def _expire(k: tuple[str, str], version: int) -> PendingChange:

@@ -17,6 +17,8 @@ __all__ = [
     "Change",
     "Hit",
     "Lease",
+    "TaskClaim",
+    "Claim",
     "Compare",
     "PutOp",
     "DeleteOp",
@@ -59,6 +61,22 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class TaskClaim(_Model):
+    """A task's claim state, kept in its item's ``claim`` field (not in its metadata).
+
+    ``state``: ``open`` (claimable), ``claimed`` (``holder`` holds it under ``lease``
+    since ``revision``), ``done`` (completed) or ``dead`` (``attempts`` reached
+    ``max_attempts``). An item never claimed has no ``claim`` and is open.
+    """
+
+    state: Literal["open", "claimed", "done", "dead"]
+    attempts: int = 0
+    holder: str | None = None
+    revision: int | None = None
+    lease: str | None = None
+    max_attempts: int | None = None
+
+
 class Item(_Model):
     """One version of one item. ``deleted`` marks a tombstone in history."""
 
@@ -75,6 +93,20 @@ class Item(_Model):
     expires_at: datetime | None = None
     deleted: bool = False
     lease: str | None = None
+    claim: TaskClaim | None = None
+
+
+class Claim(_Model):
+    """A claimed task: its item (``claim`` filled in) and the fencing token.
+
+    ``token`` names the task and the revision of this claim; pass it as ``fence=`` on
+    writes, to ``complete`` or to ``release``. The claim lives as long as ``lease``:
+    renew it with ``keepalive(lease)``.
+    """
+
+    token: str
+    item: Item
+    lease: str
 
 
 class MergeConflict(_Model):
@@ -160,6 +192,7 @@ class PutOp(_Model):
     ttl: float | None = None
     vector: list[float] | None = None
     lease: str | None = None
+    fence: str | None = None
 
 
 class DeleteOp(_Model):
@@ -169,6 +202,7 @@ class DeleteOp(_Model):
     namespace: str
     key: str
     if_version: int | None = None
+    fence: str | None = None
 
 
 class GetOp(_Model):

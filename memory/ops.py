@@ -55,6 +55,7 @@ class PreparedPut:
     ttl: float | None
     vector: bytes | None
     lease: str | None = None
+    fence: tuple[str, str, int] | None = None
 
 
 @dataclass
@@ -64,6 +65,7 @@ class PreparedDelete:
     namespace: str
     key: str
     if_version: int | None
+    fence: tuple[str, str, int] | None = None
 
 
 @dataclass
@@ -140,7 +142,16 @@ def prepare_put(
         ttl,
         vector,
         lease,
+        _fence(get("fence"), f"{field}fence"),
     )
+
+
+def _fence(token: Any, field: str) -> tuple[str, str, int] | None:
+    if token is None:
+        return None
+    from hivemem.memory.claims import parse_token
+
+    return parse_token(token, field)
 
 
 def prepare_ops(
@@ -160,14 +171,19 @@ def prepare_ops(
         if kind == "put":
             put = prepare_put(op, where, max_value_bytes=max_value_bytes, dim=dim)
             require(put.namespace, "write")
+            if put.fence is not None:
+                require(put.fence[0], "read")  # the token's task must be readable
             out.append(put)
             continue
         ns = check_namespace(op.get("namespace"), f"{where}namespace")
         key = check_key(op.get("key"), f"{where}key")
         if kind == "delete":
             check_version(op.get("if_version"), f"{where}if_version")
+            fence = _fence(op.get("fence"), f"{where}fence")
             require(ns, "write")
-            out.append(PreparedDelete(ns, key, op.get("if_version")))
+            if fence is not None:
+                require(fence[0], "read")
+            out.append(PreparedDelete(ns, key, op.get("if_version"), fence))
         else:
             require(ns, "read")
             out.append(PreparedGet(ns, key))

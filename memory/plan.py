@@ -58,6 +58,7 @@ class TxnPlan:
         self.pending: list[PendingChange] = []
         self.staged: dict[tuple[str, str], PendingChange] = {}
         self.ended_leases: set[str] = set()
+        self._read: set[tuple[str, str]] = set(keys or [])
         self._leases: dict[str, LeaseRecord | None] = {}
 
     def replaced(self) -> list[int]:
@@ -80,6 +81,9 @@ class TxnPlan:
         staged = self.staged.get(k)
         if staged is not None:
             return staged.version, (staged if staged.op == "put" else None)
+        if k not in self.latest and k not in self._read:
+            self._read.add(k)  # a key not named by the ops (a fencing token's task)
+            self.latest.update(self.view.latest([k]))
         row = self.latest.get(k)
         if row is None:
             return 0, None
@@ -97,6 +101,13 @@ class TxnPlan:
 
             end_lease(self, row.lease, "expired")
             return self._current(k)
+        if row.claim is not None:
+            claim = json.loads(row.claim)
+            if claim.get("state") == "claimed" and not self.lease_alive(claim["lease"]):
+                from hivemem.memory.leases import end_lease
+
+                end_lease(self, claim["lease"], "expired")  # the task is given back first
+                return self._current(k)
         return row.version, row
 
     def _item(self, k: tuple[str, str], cur: Any) -> Item | None:
@@ -145,6 +156,12 @@ class TxnPlan:
                 item=item,
                 version=item.version if item else None,
             )
+        if op.fence is not None:
+            from hivemem.memory.claims import check_fence
+
+            check_fence(self, op.fence)
+            version, cur = self._current(k)
+            live_version = version if cur is not None else 0
         if op.if_version is not None and op.if_version != live_version:
             raise Conflict(
                 f"expected version {op.if_version}, found {live_version}",
@@ -200,6 +217,7 @@ class TxnPlan:
             created,
             expires,
             lease=op.lease,
+            claim=cur.claim if cur is not None else None,  # task state outlives new values
         )
         self._stage(k, change)
         return build_model(

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from hivemem.memory.log.base import Row
-from hivemem.memory.models import Change, Item, ts_to_datetime
+from hivemem.memory.models import Change, Item, TaskClaim, ts_to_datetime
 
 __all__ = ["row_to_item", "row_to_change", "build_model", "dt"]
 
@@ -46,7 +46,16 @@ def row_to_item(row: Row, value: Any = _MISSING) -> Item:
         expires_at=dt(row.expires_at) if row.expires_at is not None else None,
         deleted=not row.live,
         lease=row.lease if row.live else None,
+        claim=_claim(row.claim) if row.claim and row.live else None,
     )
+
+
+_CLAIM_FIELDS = ("state", "attempts", "holder", "revision", "lease", "max_attempts")
+
+
+def _claim(raw: str) -> TaskClaim:
+    stored = json.loads(raw)
+    return build_model(TaskClaim, **{name: stored.get(name) for name in _CLAIM_FIELDS})
 
 
 def row_to_change(row: Row) -> Change:

@@ -13,6 +13,7 @@ from hivemem.memory.errors import InvalidInput
 __all__ = [
     "Cond",
     "parse_filter",
+    "matches",
     "keyword_terms",
     "fuse",
     "FUSION_DEPTH",
@@ -72,6 +73,55 @@ def parse_filter(flt: Any) -> list[Cond]:
         else:
             conds.append(Cond(field, "$eq", _check_operand(field, "$eq", spec)))
     return conds
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality with SQL's type strictness: true is not 1, 1 is 1.0."""
+    if isinstance(a, bool) or isinstance(b, bool) or a is None or b is None:
+        return type(a) is type(b) and a == b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return bool(a == b)
+    return type(a) is type(b) and a == b
+
+
+def _ordered(value: Any, op: str, operand: Any) -> bool:
+    if isinstance(operand, str):
+        if not isinstance(value, str):
+            return False
+    elif isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if op == "$gt":
+        return bool(value > operand)
+    if op == "$gte":
+        return bool(value >= operand)
+    if op == "$lt":
+        return bool(value < operand)
+    return bool(value <= operand)
+
+
+def matches(conds: Sequence[Cond], metadata: Mapping[str, Any]) -> bool:
+    """Whether ``metadata`` passes every condition, exactly as the backends' SQL decides:
+    a list field passes when any element does, a missing field passes only ``$ne``,
+    ``$nin`` and ``$exists: false``."""
+    for cond in conds:
+        present = cond.field in metadata
+        if cond.op == "$exists":
+            if present != cond.operand:
+                return False
+            continue
+        raw = metadata.get(cond.field)
+        values = raw if isinstance(raw, list) else ([raw] if present else [])
+        if cond.op in ("$eq", "$ne"):
+            hit = any(_same(v, cond.operand) for v in values)
+            ok = hit if cond.op == "$eq" else not hit
+        elif cond.op in ("$in", "$nin"):
+            hit = any(_same(v, o) for v in values for o in cond.operand)
+            ok = hit if cond.op == "$in" else not hit
+        else:
+            ok = any(_ordered(v, cond.op, cond.operand) for v in values)
+        if not ok:
+            return False
+    return True
 
 
 # English function words that carry no topic; dropping them keeps BM25 on content terms.

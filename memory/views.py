@@ -180,15 +180,22 @@ class Core:
                     )
             return out, [latest[(p.namespace, p.key)].id for p in out]
 
-        return len(self.commit(SYSTEM_PRINCIPAL, plan))
-
-    def commit(self, author: str, plan: Plan) -> list[Row]:
-        """Commit a plan whose result is the list of replaced change ids; update views."""
         with self.write_lock:
-            revision, rows, replaced = self.log.commit(author, plan)
+            revision, rows, replaced = self.log.commit(SYSTEM_PRINCIPAL, plan)
             if rows:
-                self.after_commit(revision, rows, replaced or [])
-        return rows
+                self.after_commit(revision, rows, replaced)
+        return len(rows)
+
+    def commit(self, author: str, plan: Plan) -> tuple[int, list[Row], Any]:
+        """Commit a coordination plan, whose result is ``(replaced change ids, payload)``,
+        and update the views; returns ``(revision, rows, payload)``."""
+        with self.write_lock:
+            revision, rows, (replaced, payload) = self.log.commit(author, plan)
+            if rows:
+                if self.dim is not None and self.log.meta("vector_dim") is None:
+                    self.log.set_meta("vector_dim", str(self.dim))
+                self.after_commit(revision, rows, replaced)
+        return revision, rows, payload
 
     def end_due_leases(self) -> int:
         """End every lease whose deadline has passed (one revision per lease)."""

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WRITER = """
 import sys, random
 sys.path.insert(0, {root!r})
-from hivemem.memory import Memory, NotFound
+from hivemem.memory import Conflict, Memory, NotFound
 from tests.embedders import HashEmbedder
 mem = Memory.open({path!r}, embedder=HashEmbedder(), reaper_interval=None, save_interval=0.05)
 rng = random.Random()
@@ -100,13 +100,15 @@ def test_sigkill_at_random_points_loses_no_acknowledged_write(tmp_path) -> None:
 LEASE_WRITER = """
 import sys, time
 sys.path.insert(0, {root!r})
-from hivemem.memory import Memory, NotFound
+from hivemem.memory import Conflict, Memory, NotFound
 from tests.embedders import HashEmbedder
 mem = Memory.open({path!r}, embedder=HashEmbedder(), reaper_interval=None)
 lease = mem.lease(ttl={ttl!r})
 for i in range(5):
     mem.put("crash/presence", "a%d" % i, "agent %d is here" % i, lease=lease.id)
-print("lease", lease.id, lease.expires_at.timestamp(), flush=True)
+mem.put("crash/tasks", "t", {{"n": 1}})
+claim = mem.claim("crash/tasks", lease=lease.id)
+print("lease", lease.id, lease.expires_at.timestamp(), claim.token, flush=True)
 while True:
     time.sleep(0.05)
     renewed = mem.keepalive(lease.id)
@@ -125,7 +127,7 @@ def test_sigkill_never_extends_a_lease_and_an_overdue_one_expires_on_restart(tmp
         env=env,
     )
     assert proc.stdout is not None
-    _, lease_id, deadline = proc.stdout.readline().split()
+    _, lease_id, deadline, token = proc.stdout.readline().split()
     acked = float(deadline)
     stop = time.monotonic() + random.uniform(0.3, 0.6)
     while time.monotonic() < stop:
@@ -142,8 +144,9 @@ def test_sigkill_never_extends_a_lease_and_an_overdue_one_expires_on_restart(tmp
         rec = mem._core.log.lease(lease_id)
         assert rec is not None and rec.ended_revision is None
         assert acked - 1e-3 <= rec.deadline <= killed + ttl  # (acked went through datetime)
-        if time.time() < rec.deadline - 0.05:
+        if time.time() < rec.deadline - 0.1:
             assert len(mem.list("crash/presence").items) == 5
+            mem.put("crash/out", "t", "still mine", fence=token)  # the claim survived
         time.sleep(max(0.0, rec.deadline - time.time()) + 0.05)
         assert mem.list("crash/presence").items == []  # gone at the deadline, unreaped
     finally:

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from hivemem.api.routes import access, health, items, leases, maintenance, search, txn, watch
+from hivemem.api.routes import (
+    access,
+    claims,
+    health,
+    items,
+    leases,
+    maintenance,
+    search,
+    txn,
+    watch,
+)
 
 __all__ = ["ROUTERS"]
 
@@ -12,6 +22,7 @@ ROUTERS = [
     txn.router,
     watch.router,
     leases.router,
+    claims.router,
     maintenance.router,
     access.router,
     health.router,

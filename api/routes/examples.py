@@ -13,6 +13,7 @@ __all__ = [
     "KEY_INFO",
     "KEY_CREATED",
     "LEASE",
+    "CLAIM",
     "ok",
 ]
 
@@ -60,6 +61,23 @@ LEASE: dict[str, Any] = {
     "remaining": 9.98,
     "alive": True,
     "items": 2,
+}
+CLAIM: dict[str, Any] = {
+    "token": "hmf1.WyJ0ZWFtL3Rhc2tzIiwidC0xNyIsNDVd",
+    "item": {
+        **ITEM,
+        "namespace": "team/tasks",
+        "key": "t-17",
+        "claim": {
+            "state": "claimed",
+            "attempts": 1,
+            "holder": "worker-3",
+            "revision": 45,
+            "lease": "6c1f0a9e2b7d4358",
+            "max_attempts": 3,
+        },
+    },
+    "lease": "6c1f0a9e2b7d4358",
 }
 GRANT: dict[str, Any] = {"principal": "planner", "prefix": "team", "permission": "write"}
 KEY_INFO: dict[str, Any] = {

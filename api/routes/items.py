@@ -46,6 +46,9 @@ class PutBody(BaseModel):
     lease: str | None = Field(
         None, description="Attach to this lease: the item lives only while the lease does."
     )
+    fence: str | None = Field(
+        None, description="A claim's fencing token: write only while that claim is current."
+    )
 
 
 PUT_EXAMPLES = {
@@ -139,9 +142,12 @@ def delete_item(
     if_version: Annotated[
         int | None, Query(description="Delete only if the live version is this.", examples=[2])
     ] = None,
+    fence: Annotated[
+        str | None, Query(description="A claim's fencing token: delete only while it is current.")
+    ] = None,
 ) -> Item:
     """Leave a tombstone (history is kept); returns the tombstone."""
-    return mem.delete(namespace, key, if_version=if_version)
+    return mem.delete(namespace, key, if_version=if_version, fence=fence)
 
 
 @router.get(

@@ -29,6 +29,7 @@ from hivemem.memory.models import (
     ApiKeyCreated,
     ApiKeyInfo,
     Change,
+    Claim,
     Compare,
     DeleteOp,
     GetOp,
@@ -152,6 +153,7 @@ class AsyncClient(BaseClient):
         ttl: float | None = None,
         vector: Sequence[float] | None = None,
         lease: str | None = None,
+        fence: str | None = None,
     ) -> Item:
         """Write one item and return the version written (see ``Memory.put``)."""
         return await self._call(
@@ -168,6 +170,7 @@ class AsyncClient(BaseClient):
                 ttl=ttl,
                 vector=vector,
                 lease=lease,
+                fence=fence,
             )
         )
 
@@ -175,9 +178,16 @@ class AsyncClient(BaseClient):
         """Write many items in one transaction (one revision), all or nothing."""
         return await self._call(self._put_many_call(ops))
 
-    async def delete(self, namespace: str, key: str, if_version: int | None = None) -> Item:
+    async def delete(
+        self,
+        namespace: str,
+        key: str,
+        if_version: int | None = None,
+        *,
+        fence: str | None = None,
+    ) -> Item:
         """Delete an item, leaving a tombstone in history; returns the tombstone."""
-        return await self._call(self._delete_call(namespace, key, if_version))
+        return await self._call(self._delete_call(namespace, key, if_version, fence))
 
     async def txn(
         self,
@@ -204,6 +214,28 @@ class AsyncClient(BaseClient):
     async def get_lease(self, lease_id: str) -> Lease:
         """A lease: its ttl, deadline, time remaining and attached item count."""
         return await self._call(self._get_lease_call(lease_id))
+
+    # -- task claims -------------------------------------------------------------------
+    async def claim(
+        self,
+        namespace: str,
+        key: str | None = None,
+        *,
+        lease: str | None = None,
+        ttl: float | None = None,
+        filter: dict[str, Any] | None = None,
+        max_attempts: int | None = None,
+    ) -> Claim | None:
+        """Claim task ``key`` or the oldest open one; None when none is open."""
+        return await self._call(self._claim_call(namespace, key, lease, ttl, filter, max_attempts))
+
+    async def complete(self, token: str, value: Any = None) -> Item:
+        """Mark the claimed task done; Conflict unless the claim is still current."""
+        return await self._call(self._complete_call(token, value))
+
+    async def release(self, token: str) -> Item:
+        """Give the claimed task back (open again, or dead once out of attempts)."""
+        return await self._call(self._release_call(token))
 
     # -- reads -----------------------------------------------------------------------
     async def get(self, namespace: str, key: str, at_revision: int | None = None) -> Item:

@@ -33,6 +33,7 @@ from hivemem.memory.errors import (
 from hivemem.memory.models import (
     ApiKeyCreated,
     ApiKeyInfo,
+    Claim,
     Grant,
     Hit,
     Item,
@@ -125,6 +126,10 @@ def _model(model: type[BaseModel]) -> Callable[[httpx.Response], Any]:
 
 def _many(adapter: TypeAdapter[Any]) -> Callable[[httpx.Response], Any]:
     return lambda r: adapter.validate_json(r.content)
+
+
+def _claim_or_none(r: httpx.Response) -> Claim | None:
+    return None if r.status_code == 204 else Claim.model_validate_json(r.content)
 
 
 def _nothing(_: httpx.Response) -> None:
@@ -279,8 +284,12 @@ class BaseClient:
         path = "/v1/items" + item_path(namespace, key)
         return Call("GET", path, _model(Item), params=params, retry=True)
 
-    def _delete_call(self, namespace: str, key: str, if_version: int | None) -> Call[Item]:
+    def _delete_call(
+        self, namespace: str, key: str, if_version: int | None, fence: str | None = None
+    ) -> Call[Item]:
         params = [] if if_version is None else [("if_version", str(if_version))]
+        if fence is not None:
+            params.append(("fence", str(fence)))
         path = "/v1/items" + item_path(namespace, key)
         return Call("DELETE", path, _model(Item), params=params, retry=if_version is not None)
 
@@ -364,6 +373,35 @@ class BaseClient:
     def _get_lease_call(self, lease_id: str) -> Call[Lease]:
         path = f"/v1/leases/{quote(str(lease_id), safe='')}"
         return Call("GET", path, _model(Lease), retry=True)
+
+    # -- task claims -------------------------------------------------------------------
+    def _claim_call(
+        self,
+        namespace: str,
+        key: str | None,
+        lease: str | None,
+        ttl: float | None,
+        filter: dict[str, Any] | None,
+        max_attempts: int | None,
+    ) -> Call[Claim | None]:
+        body = {
+            "namespace": namespace,
+            "key": key,
+            "lease": lease,
+            "ttl": ttl,
+            "filter": filter,
+            "max_attempts": max_attempts,
+        }
+        content = encode_json({k: v for k, v in body.items() if v is not None})
+        return Call("POST", "/v1/claims", _claim_or_none, content=content)
+
+    def _complete_call(self, token: str, value: Any) -> Call[Item]:
+        content = encode_json({"token": token, "value": value})
+        return Call("POST", "/v1/claims/complete", _model(Item), content=content)
+
+    def _release_call(self, token: str) -> Call[Item]:
+        content = encode_json({"token": token})
+        return Call("POST", "/v1/claims/release", _model(Item), content=content)
 
     # -- maintenance -------------------------------------------------------------------
     def _compact_call(self, revision: int) -> Call[int]:

@@ -27,6 +27,7 @@ from hivemem.memory.models import (
     ApiKeyCreated,
     ApiKeyInfo,
     Change,
+    Claim,
     Compare,
     DeleteOp,
     GetOp,
@@ -149,6 +150,7 @@ class Client(BaseClient):
         ttl: float | None = None,
         vector: Sequence[float] | None = None,
         lease: str | None = None,
+        fence: str | None = None,
     ) -> Item:
         """Write one item and return the version written (see ``Memory.put``)."""
         return self._call(
@@ -165,6 +167,7 @@ class Client(BaseClient):
                 ttl=ttl,
                 vector=vector,
                 lease=lease,
+                fence=fence,
             )
         )
 
@@ -172,9 +175,16 @@ class Client(BaseClient):
         """Write many items in one transaction (one revision), all or nothing."""
         return self._call(self._put_many_call(ops))
 
-    def delete(self, namespace: str, key: str, if_version: int | None = None) -> Item:
+    def delete(
+        self,
+        namespace: str,
+        key: str,
+        if_version: int | None = None,
+        *,
+        fence: str | None = None,
+    ) -> Item:
         """Delete an item, leaving a tombstone in history; returns the tombstone."""
-        return self._call(self._delete_call(namespace, key, if_version))
+        return self._call(self._delete_call(namespace, key, if_version, fence))
 
     def txn(
         self,
@@ -201,6 +211,28 @@ class Client(BaseClient):
     def get_lease(self, lease_id: str) -> Lease:
         """A lease: its ttl, deadline, time remaining and attached item count."""
         return self._call(self._get_lease_call(lease_id))
+
+    # -- task claims -------------------------------------------------------------------
+    def claim(
+        self,
+        namespace: str,
+        key: str | None = None,
+        *,
+        lease: str | None = None,
+        ttl: float | None = None,
+        filter: dict[str, Any] | None = None,
+        max_attempts: int | None = None,
+    ) -> Claim | None:
+        """Claim task ``key`` or the oldest open one; None when none is open."""
+        return self._call(self._claim_call(namespace, key, lease, ttl, filter, max_attempts))
+
+    def complete(self, token: str, value: Any = None) -> Item:
+        """Mark the claimed task done; Conflict unless the claim is still current."""
+        return self._call(self._complete_call(token, value))
+
+    def release(self, token: str) -> Item:
+        """Give the claimed task back (open again, or dead once out of attempts)."""
+        return self._call(self._release_call(token))
 
     # -- reads -----------------------------------------------------------------------
     def get(self, namespace: str, key: str, at_revision: int | None = None) -> Item:

@@ -154,6 +154,14 @@ class WriteView(Protocol):
         """Current live rows of the items attached to the lease or claimed under it."""
         ...
 
+    def claimable(self, namespace: str, flt: Any, limit: int) -> list[Row]:
+        """Open, unexpired tasks of ``namespace`` matching ``flt``, oldest first."""
+        ...
+
+    def stale_claims(self, namespace: str, limit: int) -> list[str]:
+        """Leases, not yet ended but past their deadline, holding claims in ``namespace``."""
+        ...
+
 
 Plan = Callable[[WriteView], tuple[list[PendingChange], Any]]
 

@@ -220,6 +220,26 @@ class _WriteView:
             )
         )
 
+    def claimable(self, namespace: str, flt: Any, limit: int) -> list[Row]:
+        fsql, fp = filter_sql(flt)
+        return _rows(
+            self.con.execute(
+                f"SELECT {_ROW_COLS} FROM {_ITEM_JOIN} "
+                "WHERE i.namespace = %s AND i.queue_at IS NOT NULL "
+                f"AND (i.expires_at IS NULL OR i.expires_at > %s) AND {fsql} "
+                "ORDER BY i.queue_at, i.key LIMIT %s",
+                [namespace, self.now, *fp, limit],
+            )
+        )
+
+    def stale_claims(self, namespace: str, limit: int) -> list[str]:
+        cur = self.con.execute(
+            "SELECT DISTINCT l.id FROM items i JOIN leases l ON l.id = i.claim_lease "
+            "WHERE i.namespace = %s AND l.ended_revision IS NULL AND l.deadline <= %s LIMIT %s",
+            (namespace, self.now, limit),
+        )
+        return [r[0] for r in cur]
+
 
 class PostgresLog:
     """The scale-out state log in one PostgreSQL schema."""

@@ -187,6 +187,25 @@ class _WriteView:
         )
         return [Row(*r) for r in cur]
 
+    def claimable(self, namespace: str, flt: Any, limit: int) -> list[Row]:
+        fsql, fp = filter_sql(flt)
+        cur = self.con.execute(
+            f"SELECT {_ROW_COLS} FROM items i JOIN changes c ON c.id = i.change_id "
+            "WHERE i.namespace = ? AND i.queue_at IS NOT NULL "
+            f"AND (i.expires_at IS NULL OR i.expires_at > ?) AND {fsql} "
+            "ORDER BY i.queue_at, i.key LIMIT ?",
+            [namespace, self.now, *fp, limit],
+        )
+        return [Row(*r) for r in cur]
+
+    def stale_claims(self, namespace: str, limit: int) -> list[str]:
+        cur = self.con.execute(
+            "SELECT DISTINCT l.id FROM items i JOIN leases l ON l.id = i.claim_lease "
+            "WHERE i.namespace = ? AND l.ended_revision IS NULL AND l.deadline <= ? LIMIT ?",
+            (namespace, self.now, limit),
+        )
+        return [r[0] for r in cur]
+
 
 class SQLiteLog:
     """The embedded state log in one SQLite file."""

@@ -20,6 +20,7 @@ from hivemem.memory.client import AsyncClient, Client
 from hivemem.memory.errors import Conflict, HivememError
 
 TIMESTAMPS = frozenset({"created_at", "updated_at", "expires_at", "time", "revoked_at"})
+RANDOM_IDS = frozenset({"lease"})  # lease ids are random: compare whether they are set
 
 
 def normalize(value: Any) -> Any:
@@ -27,7 +28,10 @@ def normalize(value: Any) -> Any:
     if isinstance(value, BaseModel):
         value = value.model_dump(mode="json")
     if isinstance(value, dict):
-        return {k: (v is not None if k in TIMESTAMPS else normalize(v)) for k, v in value.items()}
+        return {
+            k: (v is not None if k in TIMESTAMPS or k in RANDOM_IDS else normalize(v))
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return [normalize(v) for v in value]
     return value

@@ -306,3 +306,20 @@ def test_lease_commands_grant_renew_stream_read_and_revoke(
     assert run(capsys, server, "revoke-lease", lease["id"])[0] == 0
     status, _, err = run(capsys, server, "keepalive", lease["id"])
     assert status == 1 and "not found" in err
+
+
+def test_claim_commands_claim_fence_and_complete(
+    capsys: pytest.CaptureFixture[str], server: LiveServer
+) -> None:
+    run(capsys, server, "put", "team/tasks", "t0", '{"n": 0}')
+    status, out, _ = run(capsys, server, "claim", "team/tasks", "--ttl", "30")
+    claim = lines(out)[0]
+    assert status == 0 and claim["item"]["claim"]["state"] == "claimed"
+    status, out, _ = run(capsys, server, "put", "team/out", "r", '"ok"', "--fence", claim["token"])
+    assert status == 0
+    status, out, _ = run(capsys, server, "complete", claim["token"], '{"n": 0, "done": true}')
+    assert status == 0 and lines(out)[0]["claim"]["state"] == "done"
+    status, _, err = run(capsys, server, "delete", "team/out", "r", "--fence", claim["token"])
+    assert status == 1 and "stale fencing token" in err
+    status, _, err = run(capsys, server, "claim", "team/tasks")
+    assert status == 1 and "no open task" in err

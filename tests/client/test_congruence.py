@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from hivemem.memory.errors import Conflict
 from hivemem.memory.models import Compare, DeleteOp, GetOp, PutOp
 from tests.client.conftest import ADMIN_KEY, LiveServer, open_memory
 from tests.client.sides import (
@@ -19,6 +20,7 @@ from tests.client.sides import (
     EmbeddedSide,
     Recorder,
     RemoteSide,
+    normalize,
     take,
 )
 
@@ -338,6 +340,53 @@ def leases_grant_renew_attach_and_revoke(side: Any, rec: Recorder) -> None:
     rec(lambda: [(c.op, c.key, c.reason) for c in take(m.watch("team", since=0), 2)])
     other = side.as_principal("agent")
     rec(other.get_lease, lease.id)
+
+
+def _conflict_state(fn: Any, *args: Any) -> Any:
+    """The claim state a Conflict carries (its lease id differs by run)."""
+    try:
+        fn(*args)
+    except Conflict as err:
+        return ("Conflict", err.current.claim.state if err.current else None)
+    return "no conflict"
+
+
+def _token_free(claim: Any) -> Any:
+    """A claim without what differs by run (token revision is equal; the lease id is not)."""
+    if claim is None:
+        return None
+    item = normalize(claim.item)
+    item["claim"]["lease"] = item["claim"]["lease"] is not None
+    return {"token": claim.token, "item": item}
+
+
+@scenario
+def claims_fence_complete_and_release(side: Any, rec: Recorder) -> None:
+    m = side.mem
+    for i in range(3):
+        rec(m.put, "team/tasks", f"t{i}", {"n": i}, metadata={"kind": "a" if i else "b"})
+    first = m.claim("team/tasks", ttl=30)
+    rec(lambda: _token_free(first))
+    rec(lambda: _token_free(m.claim("team/tasks", filter={"kind": "a"}, max_attempts=2)))
+    rec(m.claim, "team/tasks", filter={"kind": "b"})
+    rec(lambda: _conflict_state(m.claim, "team/tasks", "t1"))
+    rec(m.claim, "team/tasks", "nope")
+    rec(m.claim, "team/tasks", ttl=0)
+    rec(m.put, "team/out", "r", "result", fence=first.token)
+    rec(m.delete, "team/out", "r", fence="hmf1.bad")
+    done = m.complete(first.token, {"n": 0, "ok": True})
+    rec(lambda: (done.value, done.claim.state if done.claim else None))
+    rec(lambda: _conflict_state(m.complete, first.token))
+    rec(m.put, "team/out", "r", "late", fence=first.token)
+    rec(
+        m.txn,
+        success=[
+            {"op": "put", "namespace": "team/out", "key": "r", "value": 1, "fence": first.token}
+        ],
+    )
+    third = m.claim("team/tasks")
+    rec(lambda: third.item.key if third else None)
+    rec(lambda: m.release(third.token).claim.state if third else None)
 
 
 @scenario
