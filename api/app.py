@@ -12,21 +12,36 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hivemem.api.deps import document_security
+from hivemem.api.guard import InputGuardMiddleware
 from hivemem.api.metrics import Metrics, MetricsMiddleware
-from hivemem.api.problems import document_problems, install_handlers, problem_response
+from hivemem.api.problems import (
+    InternalErrorMiddleware,
+    document_problems,
+    install_handlers,
+    problem_response,
+)
 from hivemem.api.routes import ROUTERS
 from hivemem.api.settings import Settings
 from hivemem.memory import Memory, __version__
 from hivemem.memory.errors import PayloadTooLarge
+from hivemem.memory.validation import limits_markdown
 
 __all__ = ["create_app", "open_memory", "bootstrap", "BodyLimitMiddleware"]
 
-DESCRIPTION = """\
+DESCRIPTION = (
+    """\
 A versioned, conflict-safe shared memory for multi-agent systems.
 
 Every `/v1` route needs `Authorization: Bearer <API key>`. Errors are RFC 9457
 `application/problem+json` bodies whose `type` names the error (`/problems/conflict`, …).
+Every 4xx names its `field`. Request bodies are strict; responses may gain optional fields.
+
+## Limits
+
 """
+    + limits_markdown()
+    + "\n"
+)
 
 
 def create_app(settings: Settings | None = None, memory: Memory | None = None) -> FastAPI:
@@ -64,6 +79,10 @@ def create_app(settings: Settings | None = None, memory: Memory | None = None) -
     app.state.settings = settings
     app.state.metrics = Metrics()
     install_handlers(app)
+    # Outermost last: metrics see every answer; the body limit runs before the guard
+    # reads a body; unexpected errors become a 500 without dropping the connection.
+    app.add_middleware(InternalErrorMiddleware)
+    app.add_middleware(InputGuardMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     for router in ROUTERS:

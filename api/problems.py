@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hivemem.memory.errors import HivememError, InvalidInput, NotFound
 
@@ -29,6 +30,7 @@ __all__ = [
     "problem_response",
     "validation_error",
     "install_handlers",
+    "InternalErrorMiddleware",
     "problem_responses",
     "document_problems",
 ]
@@ -67,8 +69,9 @@ def problem_body(err: HivememError) -> dict[str, Any]:
 def problem_response(err: HivememError) -> Response:
     """The HTTP response for an engine error."""
     headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
+    # ASCII-only: an error may quote input that is not valid Unicode (a lone surrogate)
     return Response(
-        content=json.dumps(problem_body(err), ensure_ascii=False, separators=(",", ":")),
+        content=json.dumps(problem_body(err), ensure_ascii=True, separators=(",", ":")),
         status_code=err.status,
         media_type=PROBLEM_JSON,
         headers=headers,
@@ -142,6 +145,8 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404:
         return problem_response(NotFound(f"no route {request.url.path}"))
+    if exc.status_code == 400:  # the framework could not read the body at all
+        return problem_response(InvalidInput("body", f"could not be read: {exc.detail}"))
     from http import HTTPStatus
 
     try:
@@ -154,9 +159,36 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
     return response
 
 
-async def _on_unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return problem_response(HivememError("internal error (a bug: please report it)"))
+class InternalErrorMiddleware:
+    """Turns an unexpected exception into a 500 problem, and keeps the connection.
+
+    A handler for ``Exception`` registered with the framework answers 500 but then
+    re-raises, so the server drops the keep-alive connection; this answers and stops.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if started:
+                raise  # half a response is out: only closing the connection can say so
+            err = HivememError("internal error (a bug: please report it)")
+            await problem_response(err)(scope, receive, send)
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -164,7 +196,6 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HivememError, _on_hivemem_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
-    app.add_exception_handler(Exception, _on_unexpected)
 
 
 _EXAMPLES: dict[int, dict[str, Any]] = {

@@ -31,7 +31,7 @@ from hivemem.memory.claims import (
     parse_token,
 )
 from hivemem.memory.embed import Embedder, default_embedder
-from hivemem.memory.errors import Compacted, InvalidInput, NotFound, PermissionDenied
+from hivemem.memory.errors import Compacted, Conflict, InvalidInput, NotFound, PermissionDenied
 from hivemem.memory.index.base import VectorIndex
 from hivemem.memory.leases import EndPlan, GrantPlan, check_lease_id, check_lease_ttl, lease_model
 from hivemem.memory.log.base import LeaseRecord, Row, StateLog
@@ -58,12 +58,20 @@ from hivemem.memory.plan import TxnPlan
 from hivemem.memory.rows import build_model, row_to_change, row_to_item
 from hivemem.memory.search import FUSION_DEPTH, fuse, parse_filter
 from hivemem.memory.validation import (
+    INT64_MAX,
+    MAX_PAGE,
+    MAX_QUERY_CHARS,
+    check_int,
     check_key,
     check_namespace,
     check_prefix,
+    check_scopes,
+    check_text,
     check_vector,
     dump_value,
     in_scope,
+    json_text_depth,
+    unit_vector,
 )
 from hivemem.memory.views import SYSTEM_PRINCIPAL, Core
 from hivemem.memory.watch import Subscription
@@ -168,16 +176,12 @@ class Memory:
             self._core.acl.require(self.principal, namespace, permission)
 
     def _scopes(self, prefixes: Sequence[str] | str | None, field: str) -> list[str]:
-        single = prefixes is None or isinstance(prefixes, str)
-        if prefixes is None:
-            prefixes = [""]
-        elif isinstance(prefixes, str):
-            prefixes = [prefixes]
-        elif not isinstance(prefixes, list | tuple):
-            raise InvalidInput(field, "must be a list of namespace prefixes")
+        if prefixes is None or isinstance(prefixes, str):
+            checked = [check_prefix(prefixes, field, stored=True)]
+        else:
+            checked = check_scopes(prefixes, field)
         scopes: list[str] = []
-        for i, p in enumerate(prefixes):
-            prefix = check_prefix(p, field if single else f"{field}[{i}]")
+        for prefix in checked:
             if self._superuser:
                 scopes.append(prefix)
             else:
@@ -214,8 +218,6 @@ class Memory:
         vectors = self._core.embedder.embed([p.text for p in todo])  # type: ignore[misc]
         for p, vec in zip(todo, vectors, strict=True):
             p.vector = np.asarray(vec, dtype=np.float32).tobytes()
-        if self._core.dim is None:
-            self._core.dim = int(vectors.shape[1])
 
     # -- writes --------------------------------------------------------------------
     def put(
@@ -320,20 +322,30 @@ class Memory:
         failure: list[Any],
         field: str | None,
     ) -> TxnResult:
+        for name, ops in (("success", success), ("failure", failure), ("compare", compare)):
+            if not isinstance(ops, list | tuple):
+                raise InvalidInput(name, "must be a list")
         ops_ok = self._prepare(success, "ops" if field == "" else (field or "success"))
         ops_fail = self._prepare(failure, "failure")
         compares = [coerce_compare(c, f"compare[{i}].") for i, c in enumerate(compare)]
-        for i, c in enumerate(compares):
-            check_namespace(c.namespace, f"compare[{i}].namespace")
-            check_key(c.key, f"compare[{i}].key")
+        for c in compares:
             self._require(c.namespace, "read")
-        self._embed_missing([p for p in (*ops_ok, *ops_fail) if isinstance(p, PreparedPut)])
+        puts = [p for p in (*ops_ok, *ops_fail) if isinstance(p, PreparedPut)]
+        self._embed_missing(puts)
         core = self._core
-        plan = TxnPlan(compares, ops_ok, ops_fail)
+        plan = TxnPlan(compares, ops_ok, ops_fail, core.max_value_bytes)
         with core.write_lock:
-            revision, rows, (succeeded, results, replaced) = core.log.commit(self.principal, plan)
+            fixed = core.fix_dim(puts)  # under the lock: two first writers cannot disagree
+            try:
+                revision, rows, (succeeded, results, replaced) = core.log.commit(
+                    self.principal, plan
+                )
+            except BaseException:
+                if fixed:
+                    core.dim = None
+                raise
             if rows:
-                if core.dim is not None and core.log.meta("vector_dim") is None:
+                if fixed and any(r.vector is not None for r in rows):
                     core.log.set_meta("vector_dim", str(core.dim))
                 core.after_commit(revision, rows, replaced)
         written = {(r.namespace, r.key, r.version): r for r in rows}
@@ -462,7 +474,7 @@ class Memory:
     # -- reads ---------------------------------------------------------------------
     def get(self, namespace: str, key: str, at_revision: int | None = None) -> Item:
         """The current item, or the version visible at ``at_revision``."""
-        check_namespace(namespace)
+        check_namespace(namespace, stored=True)
         check_key(key)
         self._require(namespace, "read")
         if at_revision is not None:
@@ -473,8 +485,7 @@ class Memory:
         return row_to_item(row)
 
     def _check_revision(self, revision: Any, field: str) -> None:
-        if isinstance(revision, bool) or not isinstance(revision, int) or revision < 0:
-            raise InvalidInput(field, "must be a non-negative integer")
+        check_int(revision, field, 0, INT64_MAX, "a revision")
         head = self._core.log.head()
         if revision > head:
             raise InvalidInput(field, f"is ahead of the latest revision {head}")
@@ -484,7 +495,7 @@ class Memory:
 
     def history(self, namespace: str, key: str) -> list[Item]:
         """Every version of an item still in history, oldest first (tombstones too)."""
-        check_namespace(namespace)
+        check_namespace(namespace, stored=True)
         check_key(key)
         self._require(namespace, "read")
         rows = self._core.log.history(namespace, key)
@@ -502,8 +513,7 @@ class Memory:
         """Live items under a namespace prefix, ordered by (namespace, key), paginated."""
         scopes = self._scopes(prefix, "prefix")
         conds = parse_filter(filter)
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
-            raise InvalidInput("limit", "must be an integer from 1 to 1000")
+        check_int(limit, "limit", 1, MAX_PAGE)
         after = _decode_cursor(cursor) if cursor else None
         rows = self._core.log.list_items(scopes, conds, limit + 1, after, time.time())
         more = len(rows) > limit
@@ -526,12 +536,9 @@ class Memory:
         namespace the caller may not read is neither listed nor counted.
         """
         scopes = self._scopes(prefix, "prefix")
-        if depth is not None and (
-            isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 16
-        ):
-            raise InvalidInput("depth", "must be an integer from 1 to 16")
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
-            raise InvalidInput("limit", "must be an integer from 1 to 1000")
+        if depth is not None:
+            check_int(depth, "depth", 1, 16)
+        check_int(limit, "limit", 1, MAX_PAGE)
         after = _decode_namespace_cursor(cursor) if cursor else None
         counts: dict[str, int] = {}
         for ns, n in self._core.log.namespace_counts(scopes, time.time()):
@@ -557,10 +564,9 @@ class Memory:
         """Top-k items by ``vector``, ``keyword`` or ``hybrid`` relevance, best first."""
         if mode not in ("vector", "keyword", "hybrid"):
             raise InvalidInput("mode", "must be 'vector', 'keyword' or 'hybrid'")
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 1000:
-            raise InvalidInput("k", "must be an integer from 1 to 1000")
-        if query is not None and not isinstance(query, str):
-            raise InvalidInput("query", "must be a string")
+        check_int(k, "k", 1, MAX_PAGE)
+        if query is not None:
+            check_text(query, "query", MAX_QUERY_CHARS)
         if mode == "keyword" and not query:
             raise InvalidInput("query", "keyword search needs a query text")
         if query is None and vector is None:
@@ -568,14 +574,11 @@ class Memory:
         scopes = self._scopes(namespaces, "namespaces")
         conds = parse_filter(filter)
         core = self._core
+        given = unit_vector(check_vector(vector, core.dim)) if vector is not None else None
         qvec = None
         if mode != "keyword":
-            if vector is not None:
-                qvec = check_vector(vector, core.dim)
-                norm = float(np.linalg.norm(qvec))
-                if norm == 0:
-                    raise InvalidInput("vector", "must not be all zeros")
-                qvec = qvec / norm
+            if given is not None:
+                qvec = given
             elif core.embedder is not None and query:
                 qvec = core.embedder.embed([query])[0]
             elif mode == "vector":
@@ -634,8 +637,7 @@ class Memory:
 
         Iterate it (``for change in sub``) or ``async for``; close it when done.
         """
-        if isinstance(since, bool) or not isinstance(since, int) or since < 0:
-            raise InvalidInput("since", "must be a non-negative integer")
+        check_int(since, "since", 0, INT64_MAX, "a revision")
         scopes = self._scopes(namespaces, "namespaces")
         return self._core.hub.subscribe(scopes, since, row_to_change)
 
@@ -649,8 +651,7 @@ class Memory:
     def compact(self, revision: int) -> int:
         """Drop history below ``revision``; reads and watches below it raise Compacted."""
         self._require_admin("")
-        if isinstance(revision, bool) or not isinstance(revision, int) or revision < 1:
-            raise InvalidInput("revision", "must be a positive integer")
+        check_int(revision, "revision", 1, INT64_MAX, "a revision")
         head = self._core.log.head()
         if revision > head:
             raise InvalidInput("revision", f"is ahead of the latest revision {head}")
@@ -672,7 +673,7 @@ class Memory:
     def rebuild_index(self) -> None:
         """Rebuild the vector index from the vectors stored in the log."""
         self._require_admin("")
-        self._core.rebuild_index()
+        self._core.rebuild_index("requested")
 
     def status(self) -> dict[str, Any]:
         """Revisions of the log and its views, and counts."""
@@ -692,14 +693,31 @@ class Memory:
         """Give ``principal`` ``permission`` on every namespace under ``prefix``."""
         prefix = check_prefix(prefix)
         self._require_admin(prefix)
-        self._core.acl.set_grant(principal, prefix, permission)
+        with self._core.write_lock:
+            self._keep_an_admin(principal, prefix, permission)
+            self._core.acl.set_grant(principal, prefix, permission)
         return Grant(principal=principal, prefix=prefix, permission=permission)  # type: ignore[arg-type]
 
     def revoke(self, principal: str, prefix: str) -> None:
         """Remove ``principal``'s grant on ``prefix``."""
         prefix = check_prefix(prefix)
         self._require_admin(prefix)
-        self._core.acl.set_grant(principal, prefix, None)
+        with self._core.write_lock:
+            self._keep_an_admin(principal, prefix, None)
+            self._core.acl.set_grant(principal, prefix, None)
+
+    def _keep_an_admin(self, principal: str, prefix: str, permission: str | None) -> None:
+        """Refuse to remove or downgrade the last admin of the whole store."""
+        if prefix != "" or permission == "admin":
+            return
+        acl = self._core.acl
+        acl.invalidate()  # decide on the stored grants, not a cached copy
+        admins = {g.principal for g in acl.grants() if g.prefix == "" and g.permission == "admin"}
+        if admins == {principal}:
+            raise Conflict(
+                f"{principal!r} is the last admin of the whole store: grant another "
+                "principal admin on '' first"
+            )
 
     def grants(self, principal: str | None = None) -> builtins.list[Grant]:
         """Grants visible to the caller: all for a root admin, else those it administers."""
@@ -799,21 +817,29 @@ def _encode_namespace_cursor(namespace: str) -> str:
     return base64.urlsafe_b64encode(json.dumps(namespace).encode()).decode().rstrip("=")
 
 
-def _decode_namespace_cursor(cursor: Any) -> str:
+def _cursor_json(cursor: Any, what: str) -> Any:
+    """The JSON inside a cursor; anything that is not one of ours is a 422 naming it."""
+    problem = InvalidInput("cursor", f"is not a cursor returned by {what}")
+    if not isinstance(cursor, str) or len(cursor) > 4096 or not cursor.isascii():
+        raise problem
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        name = json.loads(raw)
-    except (ValueError, TypeError) as exc:
-        raise InvalidInput("cursor", "is not a cursor returned by namespaces") from exc
+        if json_text_depth(raw, 2) > 2:
+            raise problem
+        return json.loads(raw)
+    except (ValueError, TypeError, RecursionError):
+        raise problem from None
+
+
+def _decode_namespace_cursor(cursor: Any) -> str:
+    name = _cursor_json(cursor, "namespaces")
     if not isinstance(name, str):
         raise InvalidInput("cursor", "is not a cursor returned by namespaces")
-    return name
+    return check_text(name, "cursor")
 
 
 def _decode_cursor(cursor: Any) -> tuple[str, str]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        ns, key = json.loads(raw)
-        return str(ns), str(key)
-    except (ValueError, TypeError) as exc:
-        raise InvalidInput("cursor", "is not a cursor returned by list") from exc
+    pair = _cursor_json(cursor, "list")
+    if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
+        raise InvalidInput("cursor", "is not a cursor returned by list")
+    return check_text(pair[0], "cursor"), check_text(pair[1], "cursor")

@@ -58,7 +58,17 @@ def ts_to_datetime(ts: float | None) -> datetime | None:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A response model: parsing ignores fields it does not know, so a newer server may
+    add optional fields without breaking older clients."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Request(BaseModel):
+    """A request model: unknown fields are rejected, and types are strict (a boolean is
+    never an integer, a numeric string never a number)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class TaskClaim(_Model):
@@ -163,7 +173,7 @@ class Hit(_Model):
     score: float
 
 
-class Compare(_Model):
+class Compare(_Request):
     """A txn precondition on one item.
 
     ``target``: ``version`` (0 when absent), ``value``, or ``exists`` (a bool).
@@ -176,7 +186,7 @@ class Compare(_Model):
     value: Any = None
 
 
-class PutOp(_Model):
+class PutOp(_Request):
     """Write one item (the same options as ``Memory.put``)."""
 
     op: Literal["put"] = "put"
@@ -195,7 +205,7 @@ class PutOp(_Model):
     fence: str | None = None
 
 
-class DeleteOp(_Model):
+class DeleteOp(_Request):
     """Delete one item, leaving a tombstone."""
 
     op: Literal["delete"] = "delete"
@@ -205,7 +215,7 @@ class DeleteOp(_Model):
     fence: str | None = None
 
 
-class GetOp(_Model):
+class GetOp(_Request):
     """Read one item inside the transaction's snapshot."""
 
     op: Literal["get"] = "get"
@@ -232,7 +242,7 @@ WriteOp = Annotated[
 ]
 
 
-class TxnRequest(_Model):
+class TxnRequest(_Request):
     """etcd-style transaction: if every compare holds run ``success``, else ``failure``."""
 
     compare: list[Compare] = Field(default_factory=list)

@@ -6,23 +6,25 @@ operations: every field checked, every error naming its field, nothing written y
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from hivemem.memory.errors import InvalidInput
 from hivemem.memory.models import Compare, DeleteOp, GetOp, PutOp
 from hivemem.memory.validation import (
+    INT64_MAX,
     MERGE_MODES,
+    check_int,
     check_key,
     check_metadata,
     check_namespace,
+    check_text,
     check_ttl,
     check_vector,
+    dump_json,
     dump_value,
+    unit_vector,
 )
 
 __all__ = [
@@ -56,6 +58,8 @@ class PreparedPut:
     vector: bytes | None
     lease: str | None = None
     fence: tuple[str, str, int] | None = None
+    #: Where the op came from (``ops[2].``): names the field of a check made later.
+    field: str = ""
 
 
 @dataclass
@@ -101,25 +105,22 @@ def prepare_put(
         raise InvalidInput(f"{field}value", "a merge patch must be an object")
     value_json = dump_value(value, max_value_bytes, f"{field}value")
     text = get("text")
-    if text is not None and not isinstance(text, str):
-        raise InvalidInput(f"{field}text", "must be a string")
+    if text is not None:
+        check_text(text, f"{field}text")
     if text is None and merge == "replace" and isinstance(value, str):
         text = value
     metadata = get("metadata")
     meta_json: str | None = None
     if metadata:
         check_metadata(metadata, f"{field}metadata")
-        meta_json = json.dumps(metadata, separators=(",", ":"))
+        meta_json = dump_json(metadata, f"{field}metadata", max_value_bytes)
     elif metadata is not None or merge == "replace":
         check_metadata(metadata, f"{field}metadata")
         meta_json = "{}"
     vector = None
     if get("vector") is not None:
         vec = check_vector(get("vector"), dim, f"{field}vector")
-        norm = float(np.sqrt(np.dot(vec, vec)))
-        if norm == 0:
-            raise InvalidInput(f"{field}vector", "must not be all zeros")
-        vector = (vec if abs(norm - 1.0) < 1e-6 else vec / norm).astype(np.float32).tobytes()
+        vector = unit_vector(vec).tobytes()
     ttl = check_ttl(get("ttl"), f"{field}ttl")
     lease = get("lease")
     if lease is not None:
@@ -143,6 +144,7 @@ def prepare_put(
         vector,
         lease,
         _fence(get("fence"), f"{field}fence"),
+        field,
     )
 
 
@@ -164,6 +166,8 @@ def prepare_ops(
 ) -> list[Prepared]:
     """Validate and authorize a list of ops; nothing runs until all of them pass."""
     out: list[Prepared] = []
+    if not isinstance(ops, list | tuple):
+        raise InvalidInput(field, "must be a list of operations")
     for i, raw in enumerate(ops):
         where = f"{field}[{i}]."
         op = op_fields(raw, where)
@@ -173,9 +177,12 @@ def prepare_ops(
             require(put.namespace, "write")
             if put.fence is not None:
                 require(put.fence[0], "read")  # the token's task must be readable
+            if put.vector is not None and dim is None:
+                dim = len(put.vector) // 4  # the first vector fixes the rest of the batch
             out.append(put)
             continue
-        ns = check_namespace(op.get("namespace"), f"{where}namespace")
+        # deletes and reads reach items stored under '.'/'..' by earlier releases
+        ns = check_namespace(op.get("namespace"), f"{where}namespace", stored=True)
         key = check_key(op.get("key"), f"{where}key")
         if kind == "delete":
             check_version(op.get("if_version"), f"{where}if_version")
@@ -191,9 +198,9 @@ def prepare_ops(
 
 
 def check_version(value: Any, field: str) -> None:
-    """A version number (``if_version``, ``base_version``): a non-negative integer or None."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
-        raise InvalidInput(field, "must be a non-negative integer")
+    """A version number (``if_version``, ``base_version``): None or an int64 >= 0."""
+    if value is not None:
+        check_int(value, field, 0, INT64_MAX, "a version number")
 
 
 _OP_FIELDS: dict[str, frozenset[str]] = {
@@ -219,10 +226,18 @@ def op_fields(raw: Any, where: str) -> dict[str, Any]:
 
 
 def coerce_compare(raw: Any, where: str) -> Compare:
-    """A txn compare, from a model or a plain dict."""
-    if isinstance(raw, Compare):
-        return raw
-    return validate_model(Compare, raw, where)  # type: ignore[no-any-return]
+    """A txn compare, from a model or a plain dict, with its operand checked."""
+    cmp: Compare = raw if isinstance(raw, Compare) else validate_model(Compare, raw, where)
+    check_namespace(cmp.namespace, f"{where}namespace", stored=True)
+    check_key(cmp.key, f"{where}key")
+    if cmp.target == "version":
+        check_int(cmp.value, f"{where}value", 0, INT64_MAX, "a version number")
+    elif cmp.target == "exists":
+        if not isinstance(cmp.value, bool):
+            raise InvalidInput(f"{where}value", "must be true or false")
+    else:
+        dump_json(cmp.value, f"{where}value")
+    return cmp
 
 
 def validate_model(model: Any, raw: Any, where: str) -> Any:

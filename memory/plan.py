@@ -16,6 +16,7 @@ from hivemem.memory.log.base import LeaseRecord, PendingChange, Row, WriteView
 from hivemem.memory.models import Compare, Item, OpResult, ts_to_datetime
 from hivemem.memory.ops import Prepared, PreparedDelete, PreparedGet, PreparedPut
 from hivemem.memory.rows import build_model, dt, row_to_item
+from hivemem.memory.validation import dump_json
 
 __all__ = ["TxnPlan"]
 
@@ -38,10 +39,12 @@ class TxnPlan:
         compares: list[Compare],
         success: list[Prepared],
         failure: list[Prepared],
+        max_value_bytes: int | None = None,
     ) -> None:
         self.compares = compares
         self.success = success
         self.failure = failure
+        self.max_value_bytes = max_value_bytes
 
     def __call__(self, view: WriteView) -> tuple[list[PendingChange], Any]:
         keys = [(c.namespace, c.key) for c in self.compares]
@@ -193,7 +196,8 @@ class TxnPlan:
                 merged = merging.merge_patch(old_value if cur is not None else {}, op.value)
             else:
                 merged = self._three_way(op, k, cur, old_value)
-            value_json = json.dumps(merged, ensure_ascii=False, separators=(",", ":"))
+            # a merge can grow the value: the result passes the same checks as a put
+            value_json = dump_json(merged, f"{op.field}value", self.max_value_bytes)
             if cur is not None:
                 text = text if text is not None else cur.text
                 meta = meta if meta is not None else cur.metadata

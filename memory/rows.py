@@ -1,8 +1,16 @@
-"""Stored rows as public models: items and changes, built without re-validation."""
+"""Stored rows as public models: items and changes, built without re-validation.
+
+Rendering is total: whatever is in the log renders. Everything written now passed
+``memory.validation``; rows an earlier release let through (an expiry beyond the
+calendar, a lone surrogate in metadata, a value nested past what a serializer
+handles) render with the offending part made representable instead of failing the
+read, the list, the export or the watch stream that meets them.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -10,16 +18,52 @@ from pydantic import BaseModel
 
 from hivemem.memory.log.base import Row
 from hivemem.memory.models import Change, Item, TaskClaim, ts_to_datetime
+from hivemem.memory.validation import json_text_depth
 
-__all__ = ["row_to_item", "row_to_change", "build_model", "dt"]
+__all__ = ["row_to_item", "row_to_change", "build_model", "dt", "render_json", "RENDER_DEPTH"]
 
 _M = TypeVar("_M", bound=BaseModel)
 _MISSING = object()
+_LAST = datetime.max.replace(tzinfo=UTC)
+#: Deeper parts of a legacy value render as their JSON text (serializers stop near 255).
+RENDER_DEPTH = 192
+log = logging.getLogger("hivemem.rows")
 
 
 def dt(ts: float) -> datetime:
-    """Epoch seconds as an aware UTC datetime."""
-    return datetime.fromtimestamp(ts, UTC)
+    """Epoch seconds as an aware UTC datetime (clamped to the calendar's last instant)."""
+    try:
+        return datetime.fromtimestamp(ts, UTC)
+    except (OverflowError, ValueError, OSError):
+        return _LAST
+
+
+def render_json(text: str) -> Any:
+    """Stored JSON text as a value that always serializes back."""
+    suspicious = "\\ud" in text or "\\uD" in text
+    if not suspicious and json_text_depth(text, RENDER_DEPTH) <= RENDER_DEPTH:
+        return json.loads(text)
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        log.warning("event=render_legacy reason=too_deep chars=%d", len(text))
+        return text
+    return _representable(value, 0)
+
+
+def _representable(node: Any, depth: int) -> Any:
+    if isinstance(node, str):
+        if node.isascii():
+            return node
+        # a lone surrogate becomes U+FFFD; everything else passes through unchanged
+        return node.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(node, dict | list) and depth >= RENDER_DEPTH:
+        return json.dumps(node, ensure_ascii=True)
+    if isinstance(node, dict):
+        return {_representable(k, depth): _representable(v, depth + 1) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_representable(v, depth + 1) for v in node]
+    return node
 
 
 def row_to_item(row: Row, value: Any = _MISSING) -> Item:
@@ -29,7 +73,7 @@ def row_to_item(row: Row, value: Any = _MISSING) -> Item:
     decode; only immutable values are passed this way, so nothing is shared.
     """
     if value is _MISSING:
-        value = json.loads(row.value) if row.value is not None else None
+        value = render_json(row.value) if row.value is not None else None
     meta = row.metadata
     return build_model(
         Item,
@@ -37,7 +81,7 @@ def row_to_item(row: Row, value: Any = _MISSING) -> Item:
         key=row.key,
         value=value,
         text=row.text,
-        metadata=json.loads(meta) if meta and meta != "{}" else {},
+        metadata=render_json(meta) if meta and meta != "{}" else {},
         version=row.version,
         revision=row.revision,
         author=row.author,
@@ -70,7 +114,7 @@ def row_to_change(row: Row) -> Change:
         prev_version=row.prev_version,
         item=row_to_item(row) if row.live else None,
         author=row.author,
-        time=ts_to_datetime(row.updated_at),
+        time=dt(row.updated_at),
         reason=json.loads(row.info).get("reason") if row.info else None,
     )
 

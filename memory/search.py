@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hivemem.memory.errors import InvalidInput
+from hivemem.memory.validation import MAX_FILTER_FIELDS, MAX_FILTER_VALUES, check_scalar
 
 __all__ = [
     "Cond",
@@ -35,41 +36,65 @@ class Cond:
 
 def _check_operand(field: str, op: str, operand: Any) -> Any:
     where = f"filter.{field}.{op}"
-    scalar = (str, int, float, bool, type(None))
     if op in ("$in", "$nin"):
-        if not isinstance(operand, list) or not all(isinstance(v, scalar) for v in operand):
+        if not isinstance(operand, list):
             raise InvalidInput(where, "must be a list of scalars")
+        if len(operand) > MAX_FILTER_VALUES:
+            raise InvalidInput(where, f"more than {MAX_FILTER_VALUES} values")
+        for i, v in enumerate(operand):
+            if isinstance(v, dict | list):
+                raise InvalidInput(f"{where}[{i}]", "must be a scalar")
+            check_scalar(v, f"{where}[{i}]")
     elif op == "$exists":
         if not isinstance(operand, bool):
             raise InvalidInput(where, "must be true or false")
     elif op in ("$gt", "$gte", "$lt", "$lte"):
         if isinstance(operand, bool) or not isinstance(operand, int | float | str):
             raise InvalidInput(where, "must be a number or a string")
-    elif not isinstance(operand, scalar):
+        check_scalar(operand, where)
+    elif isinstance(operand, dict | list):
         raise InvalidInput(where, "must be a scalar")
+    else:
+        check_scalar(operand, where)
     return operand
 
 
 def parse_filter(flt: Any) -> list[Cond]:
-    """Validate a filter (``{field: value}`` or ``{field: {"$op": operand}}``), ANDed."""
+    """Validate a filter (``{field: value}`` or ``{field: {"$op": operand}}``), ANDed.
+
+    At most ``MAX_FILTER_FIELDS`` fields and ``MAX_FILTER_VALUES`` list values in all,
+    so no filter can outgrow what the backends compile into one query.
+    """
     if flt is None:
         return []
     if not isinstance(flt, dict):
         raise InvalidInput("filter", "must be an object")
+    if len(flt) > MAX_FILTER_FIELDS:
+        raise InvalidInput("filter", f"more than {MAX_FILTER_FIELDS} fields")
     conds: list[Cond] = []
+    values = 0
     for field, spec in flt.items():
         if not isinstance(field, str) or not _FIELD.fullmatch(field):
-            raise InvalidInput(f"filter.{field}", "is not a valid metadata field name")
+            name = field if isinstance(field, str) and field.isascii() else repr(field)
+            raise InvalidInput(f"filter.{name[:64]}", "is not a valid metadata field name")
         if isinstance(spec, dict):
             if not spec:
                 raise InvalidInput(f"filter.{field}", "has no operator")
             for op, operand in spec.items():
                 if op not in OPERATORS:
+                    shown = op if isinstance(op, str) and op.isascii() else repr(op)
                     raise InvalidInput(
-                        f"filter.{field}.{op}",
+                        f"filter.{field}.{shown[:64]}",
                         f"unknown operator; use one of {', '.join(OPERATORS)}",
                     )
                 conds.append(Cond(field, op, _check_operand(field, op, operand)))
+                if op in ("$in", "$nin"):
+                    values += len(operand)
+                    if values > MAX_FILTER_VALUES:
+                        raise InvalidInput(
+                            f"filter.{field}.{op}",
+                            f"the filter holds more than {MAX_FILTER_VALUES} list values",
+                        )
         else:
             conds.append(Cond(field, "$eq", _check_operand(field, "$eq", spec)))
     return conds

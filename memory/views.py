@@ -8,10 +8,12 @@ commit by another process.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -27,6 +29,12 @@ __all__ = ["Core", "SYSTEM_PRINCIPAL"]
 
 SYSTEM_PRINCIPAL = "hivemem"  # author of expire changes
 _TTL_REASON = '{"reason":"ttl"}'
+log = logging.getLogger("hivemem.index")
+
+
+def _event(name: str, **fields: Any) -> str:
+    """One structured (logfmt) line: ``event=index_rebuild reason=ids_differ …``."""
+    return " ".join([f"event={name}", *(f"{k}={v}" for k, v in fields.items())])
 
 
 class Core:
@@ -61,6 +69,8 @@ class Core:
                     "embedder", f"has {embedder.dim} dimensions; the store holds {self.dim}"
                 )
             self.dim = embedder.dim
+        #: Faults of the derived views, by (event, reason): shown in /metrics.
+        self.events: Counter[tuple[str, str]] = Counter()
         self.hub = WatchHub(log, max_pending=watch_queue)
         self._saved_revision = -1
         self._last_save = time.monotonic()
@@ -74,63 +84,118 @@ class Core:
             self._reaper.start()
 
     # -- the vector index as a view of the log ---------------------------------------
+    def _record(self, name: str, reason: str, level: int = logging.WARNING, **fields: Any) -> None:
+        self.events[(name, reason)] += 1
+        log.log(level, _event(name, reason=reason, **fields))
+
     def open_index(self) -> None:
-        """Load the persisted index, verify it, catch it up from the log or rebuild it."""
+        """Load the persisted index, verify it, catch it up from the log or rebuild it.
+
+        Each verification failure, rebuild and catch-up is logged (one logfmt line with
+        its reason) and counted in ``events``.
+        """
         with self.write_lock:
+            head = self.log.head()
             loaded = self.index.load()
-            if loaded and self.dim is not None and self.index.dim not in (None, self.dim):
-                loaded = False
             applied = self.index.applied_revision
-            if (
-                not loaded
-                or applied < self.log.compacted_revision()
-                or applied > self.log.head()  # not this store's index
-            ):
-                self.rebuild_index()
+            reason = None
+            if not loaded:
+                reason = "load_failed" if head > 0 else None  # a new store has no index yet
+            elif self.dim is not None and self.index.dim not in (None, self.dim):
+                reason, loaded = "dimension_mismatch", False
+            elif applied < self.log.compacted_revision():
+                reason = "behind_compaction"
+            elif applied > head:
+                reason = "ahead_of_log"  # not this store's index
+            if reason is not None:
+                self._record("index_verify_failed", reason, index_revision=applied, revision=head)
+            if not loaded or reason is not None:
+                self.rebuild_index(reason or "new_store")
             else:
-                self.catch_up()
+                self.catch_up("open")
                 if self.index.ids() != {cid for cid, _, _ in self.log.live_vectors()}:
-                    self.rebuild_index()
+                    self._record("index_verify_failed", "ids_differ", revision=head)
+                    self.rebuild_index("ids_differ")
             self._saved_revision = self.index.applied_revision if loaded else -1
 
-    def rebuild_index(self) -> None:
+    def _vectors(self, rows: Iterable[tuple[int, str, bytes]]) -> Iterator[tuple[int, str, Any]]:
+        """Stored vectors as arrays, skipping (and logging) any of the wrong dimension,
+        which an earlier release could store: one bad row must not break the index."""
+        for change_id, ns, blob in rows:
+            if self.dim is not None and len(blob) != 4 * self.dim:
+                self._record(
+                    "index_skip_vector",
+                    "dimension_mismatch",
+                    change=change_id,
+                    dim=len(blob) // 4,
+                    store_dim=self.dim,
+                )
+                continue
+            if self.dim is None:
+                self.dim = len(blob) // 4
+            yield change_id, ns, np.frombuffer(blob, dtype=np.float32)
+
+    def rebuild_index(self, reason: str = "requested") -> None:
+        """Rebuild the vector index from the vectors stored in the log."""
         with self.write_lock:
+            started = time.monotonic()
             self.index.reset()
             head = self.log.head()
             batch: list[tuple[int, str, np.ndarray]] = []
-            for change_id, ns, blob in self.log.live_vectors():
-                batch.append((change_id, ns, np.frombuffer(blob, dtype=np.float32)))
+            for item in self._vectors(self.log.live_vectors()):
+                batch.append(item)
                 if len(batch) >= 10_000:
                     self.index.apply(0, batch, ())
                     batch = []
             self.index.apply(head, batch, ())
-            self.catch_up()
+            self.catch_up("rebuild")
+            level = logging.INFO if reason == "new_store" else logging.WARNING
+            self._record(
+                "index_rebuild",
+                reason,
+                level,
+                revision=head,
+                vectors=len(self.index),
+                seconds=round(time.monotonic() - started, 3),
+            )
 
-    def catch_up(self) -> None:
+    def catch_up(self, reason: str = "external_commit") -> None:
         """Apply log revisions the index (and the watch hub) have not seen."""
         with self.write_lock:
             start = min(self.index.applied_revision, self.hub.last_revision)
+            first, applied = start, 0
             while True:
                 rows = self.log.changes_since(start, 512)
                 if not rows:
-                    return
+                    break
                 last = rows[-1].revision
                 if last > self.index.applied_revision:
                     fresh = [r for r in rows if r.revision > self.index.applied_revision]
                     self._reindex_keys({(r.namespace, r.key) for r in fresh}, last)
                 for revision, group in _by_revision(rows):
                     self.hub.publish(revision, group)
+                applied += len(rows)
                 start = last
+            if applied:
+                # Other replicas' commits are routine; a catch-up on open means a crash
+                # or an unsaved index, worth a warning.
+                quiet = reason in ("external_commit", "rebuild")
+                level = logging.DEBUG if quiet else logging.WARNING
+                self._record(
+                    "index_catch_up", reason, level, from_revision=first, to_revision=start
+                )
 
     def _reindex_keys(self, keys: set[tuple[str, str]], revision: int) -> None:
         removes: list[int] = []
         adds: list[tuple[int, str, np.ndarray]] = []
+        tops: list[tuple[int, str, bytes]] = []
         for ns, key in keys:
             history = self.log.history(ns, key)
             removes += [r.id for r in history]
             top = history[-1] if history else None
             if top is not None and top.live and top.vector is not None:
-                adds.append((top.id, ns, np.frombuffer(top.vector, dtype=np.float32)))
+                tops.append((top.id, ns, top.vector))
+        adds += self._vectors(tops)
         self.index.apply(revision, adds, removes)
 
     def sync(self) -> None:
@@ -151,6 +216,29 @@ class Core:
         removes = replaced + [r.id for r in rows if not (r.live and r.vector is not None)]
         self.index.apply(revision, adds, removes)
         self.hub.publish(revision, rows)
+
+    def fix_dim(self, puts: Iterable[Any]) -> bool:
+        """Check supplied vectors against the store's dimension (under the write lock).
+
+        A store without an embedder takes its dimension from its first vector; returns
+        True when this call fixed it (the caller records it once the commit succeeds).
+        """
+        sized = [(p, len(p.vector) // 4) for p in puts if p.vector is not None]
+        if not sized:
+            return False
+        fixed = False
+        if self.dim is None:
+            stored = self.log.meta("vector_dim")  # another process may have fixed it
+            self.dim, fixed = (int(stored), False) if stored else (sized[0][1], True)
+        expected = self.dim
+        for p, size in sized:
+            if size != expected:
+                if fixed:
+                    self.dim = None
+                raise InvalidInput(
+                    f"{p.field}vector", f"has {size} dimensions, the store uses {expected}"
+                )
+        return fixed
 
     def save_index(self, force: bool = False) -> None:
         """Persist the vector index; writers wait only for its in-memory copy."""

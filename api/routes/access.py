@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from hivemem.api.deps import Caller
 from hivemem.api.problems import problem_responses
 from hivemem.api.routes.examples import GRANT, KEY_CREATED, KEY_INFO, ok
-from hivemem.memory.models import ApiKeyCreated, ApiKeyInfo, Grant
+from hivemem.memory.models import ApiKeyCreated, ApiKeyInfo, Grant, Permission
 
-__all__ = ["router", "KeyRequest", "WhoAmI"]
+__all__ = ["router", "KeyRequest", "GrantRequest", "WhoAmI"]
 
 router = APIRouter(tags=["access"])
 
@@ -20,9 +20,19 @@ router = APIRouter(tags=["access"])
 class KeyRequest(BaseModel):
     """Who the new API key is for."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     principal: str = Field(description="1-128 of letters, digits, '_', '.', '@', '-'.")
+
+
+class GrantRequest(BaseModel):
+    """``principal`` gets ``permission`` on every namespace under ``prefix``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    principal: str = Field(description="1-128 of letters, digits, '_', '.', '@', '-'.")
+    prefix: str = Field(description="Namespace prefix ('' is the whole store).")
+    permission: Permission
 
 
 class WhoAmI(BaseModel):
@@ -74,7 +84,7 @@ def list_grants(mem: Caller, principal: PrincipalQuery = None) -> list[Grant]:
 def put_grant(
     mem: Caller,
     body: Annotated[
-        Grant,
+        GrantRequest,
         Body(openapi_examples={"write": {"summary": "Let planner write team/*", "value": GRANT}}),
     ],
 ) -> Grant:

@@ -8,6 +8,7 @@ namespace ``team/project/notes``.
 from __future__ import annotations
 
 import json
+import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request, Response
@@ -18,6 +19,7 @@ from hivemem.api.problems import problem_responses
 from hivemem.api.routes.examples import ITEM, TOMBSTONE, ok
 from hivemem.memory.errors import InvalidInput
 from hivemem.memory.models import Item, ListPage, NamespacePage
+from hivemem.memory.validation import MAX_JSON_DEPTH, json_text_depth
 
 __all__ = ["router", "PutBody"]
 
@@ -28,7 +30,7 @@ ITEM_PATH = "/v1/items/{namespace:path}/{key}"
 class PutBody(BaseModel):
     """The body of ``PUT /v1/items/{namespace}/{key}``: the options of ``Memory.put``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     value: Any = Field(description="Any JSON value (required; null allowed).")
     text: str | None = Field(None, description="What is embedded and keyword-indexed.")
@@ -120,14 +122,16 @@ async def get_item(mem: Caller, request: Request) -> Response:
     return Response(item.model_dump_json(), media_type="application/json")
 
 
+_INT = re.compile(r"[+-]?[0-9]{1,40}")
+
+
 def _query_int(request: Request, name: str) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return None
-    try:
-        return int(raw)
-    except ValueError:
-        raise InvalidInput(name, "Input should be a valid integer") from None
+    if not _INT.fullmatch(raw):
+        raise InvalidInput(name, "Input should be a valid integer")
+    return int(raw)
 
 
 @router.delete(
@@ -211,9 +215,11 @@ def parse_json_filter(raw: str | None) -> dict[str, Any] | None:
     """The ``filter`` query parameter: a JSON object (validated by the engine)."""
     if raw is None or raw == "":
         return None
+    if json_text_depth(raw, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise InvalidInput("filter", f"nests deeper than {MAX_JSON_DEPTH} levels")
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise InvalidInput("filter", "is not valid JSON") from None
     if not isinstance(value, dict):
         raise InvalidInput("filter", "must be a JSON object")

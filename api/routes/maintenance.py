@@ -25,7 +25,7 @@ NDJSON = "application/x-ndjson"
 class CompactRequest(BaseModel):
     """Drop history below ``revision``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     revision: int = Field(description="Keep history from this revision on.")
 
@@ -140,6 +140,8 @@ def _dump(record: dict[str, Any]) -> bytes:
 async def import_items(request: Request, mem: Caller) -> Imported:
     """Write exported records back (``namespace``, ``key``, ``value``, ``text``, …)."""
     body = await request.body()
+    if not body:
+        raise InvalidInput("body", "is required: NDJSON, one record per line")
     records = _parse_ndjson(body)
     return Imported(imported=await run_in_threadpool(mem.import_items, records))
 
@@ -151,6 +153,6 @@ def _parse_ndjson(body: bytes) -> list[Any]:
             continue
         try:
             records.append(json.loads(line))
-        except ValueError:
+        except (ValueError, RecursionError):
             raise InvalidInput(f"records[{len(records)}]", f"line {n + 1} is not JSON") from None
     return records

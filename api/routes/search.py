@@ -20,7 +20,7 @@ router = APIRouter(tags=["search"])
 class SearchRequest(BaseModel):
     """The arguments of ``Memory.search``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     query: str | None = Field(None, description="Query text (needed unless `vector` is given).")
     namespaces: list[str] | None = Field(

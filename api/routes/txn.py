@@ -21,7 +21,7 @@ router = APIRouter(tags=["transactions"])
 class BatchRequest(BaseModel):
     """Puts and deletes committed together, all or nothing."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     ops: list[WriteOp]
 

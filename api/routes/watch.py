@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -30,10 +31,12 @@ from hivemem.api.routes.examples import CHANGE
 from hivemem.memory import Subscription
 from hivemem.memory.errors import HivememError, InvalidInput
 from hivemem.memory.models import Change
+from hivemem.memory.validation import INT64_MAX, check_int
 
 __all__ = ["router", "revision_batches"]
 
 router = APIRouter(tags=["watch"])
+_DIGITS = re.compile(r"[0-9]{1,40}")
 _changes = TypeAdapter(list[Change])
 Batch = tuple[int, list[Change]]
 
@@ -122,13 +125,18 @@ async def _sse(sub: Subscription, heartbeat: float) -> AsyncIterator[bytes]:
         yield b"event: error\ndata: %s\n\n" % data
 
 
+def _revision_param(raw: str, field: str) -> int:
+    """A revision given as text (a header or query parameter): an int64 >= 0."""
+    text = raw.strip()
+    if not _DIGITS.fullmatch(text):
+        raise InvalidInput(field, "must be a revision number")
+    return check_int(int(text), field, 0, INT64_MAX, "a revision")
+
+
 def _since(since: int, last_event_id: str | None) -> int:
     if last_event_id is None or last_event_id.strip() == "":
-        return since
-    try:
-        return int(last_event_id)
-    except ValueError:
-        raise InvalidInput("Last-Event-ID", "must be a revision number") from None
+        return check_int(since, "since", 0, INT64_MAX, "a revision")
+    return _revision_param(last_event_id, "Last-Event-ID")
 
 
 SSE_EXAMPLE = (
@@ -184,11 +192,7 @@ async def watch_ws(websocket: WebSocket) -> None:
     metrics: Metrics = websocket.app.state.metrics
     try:
         mem = await run_in_threadpool(authenticate, websocket, websocket_token(websocket))
-        raw_since = websocket.query_params.get("since", "0")
-        try:
-            since = int(raw_since)
-        except ValueError:
-            raise InvalidInput("since", "must be a revision number") from None
+        since = _revision_param(websocket.query_params.get("since", "0"), "since")
         namespaces = websocket.query_params.getlist("namespaces") or None
         sub = await run_in_threadpool(mem.watch, namespaces, since)
     except HivememError as exc:

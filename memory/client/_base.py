@@ -198,10 +198,16 @@ def item_path(namespace: str, key: str) -> str:
 
     Both are checked here first because a path cannot carry every invalid value
     faithfully (an empty part, a ``/`` in a key); the checks are the engine's own.
+    Segments ``.`` and ``..`` (which only items stored by earlier releases have) go as
+    ``%2E``: HTTP libraries would otherwise resolve them away before sending.
     """
-    check_namespace(namespace)
+    check_namespace(namespace, stored=True)
     check_key(key)
-    return f"/{quote(namespace, safe='/')}/{quote(key, safe='')}"
+    segments = [_DOT_SEGMENTS.get(s) or quote(s, safe="") for s in namespace.split("/")]
+    return f"/{'/'.join(segments)}/{quote(key, safe='')}"
+
+
+_DOT_SEGMENTS = {".": "%2E", "..": "%2E%2E"}
 
 
 def ndjson(records: Iterable[dict[str, Any]]) -> bytes:

@@ -79,7 +79,9 @@ class WatchCursor:
         elif not isinstance(namespaces, list | tuple):
             raise InvalidInput("namespaces", "must be a list of namespace prefixes")
         # Checked here, as the engine does when a watch is opened, not on first read.
-        self.namespaces = [check_prefix(n, f"namespaces[{i}]") for i, n in enumerate(namespaces)]
+        self.namespaces = [
+            check_prefix(n, f"namespaces[{i}]", stored=True) for i, n in enumerate(namespaces)
+        ]
         self.since = since
         self.last = since  # the last revision handed to the consumer
         self.reconnects = 0

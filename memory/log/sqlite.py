@@ -101,6 +101,25 @@ def _value_pred(operand: Any) -> tuple[str, list[Any]]:
     return "(type = 'text' AND value = ?)", [operand]
 
 
+def _in_pred(operands: Sequence[Any]) -> tuple[str, list[Any]]:
+    """Membership in a list of scalars as at most five terms, whatever its length
+    (one OR per value would outgrow SQLite's expression depth of 1000)."""
+    preds: list[str] = []
+    if any(v is None for v in operands):
+        preds.append("type = 'null'")
+    if any(v is True for v in operands):
+        preds.append("type = 'true'")
+    if any(v is False for v in operands):
+        preds.append("type = 'false'")
+    nums = [v for v in operands if isinstance(v, int | float) and not isinstance(v, bool)]
+    texts = [v for v in operands if isinstance(v, str)]
+    if nums:
+        preds.append(f"(type IN ('integer', 'real') AND value IN ({','.join('?' * len(nums))}))")
+    if texts:
+        preds.append(f"(type = 'text' AND value IN ({','.join('?' * len(texts))}))")
+    return "(" + (" OR ".join(preds) or "0") + ")", [*nums, *texts]
+
+
 def filter_sql(conds: Sequence[Cond], column: str = "c.metadata") -> tuple[str, list[Any]]:
     """Compile parsed filter conditions to SQL over a JSON metadata column."""
     clauses, params = [], []
@@ -113,11 +132,10 @@ def filter_sql(conds: Sequence[Cond], column: str = "c.metadata") -> tuple[str, 
             clauses.append(clause if cond.op == "$eq" else f"NOT {clause}")
             params += p
         elif cond.op in ("$in", "$nin"):
-            preds = [_value_pred(v) for v in cond.operand] or [("0", [])]
-            clause = each + " OR ".join(p for p, _ in preds) + ")"
+            pred, p = _in_pred(cond.operand)
+            clause = each + pred + ")"
             clauses.append(clause if cond.op == "$in" else f"NOT {clause}")
-            for _, p in preds:
-                params += p
+            params += p
         elif cond.op == "$exists":
             test = "IS NOT NULL" if cond.operand else "IS NULL"
             clauses.append(f"json_type({column}, '{path}') {test}")

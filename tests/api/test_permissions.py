@@ -69,7 +69,9 @@ def cases(ns: str, key_id: str, principal: str) -> dict[str, Case]:
         "txn-compare": Case(
             "POST",
             "/v1/txn",
-            body={"compare": [{"namespace": f"{ns}/x", "key": "k", "target": "exists"}]},
+            body={
+                "compare": [{"namespace": f"{ns}/x", "key": "k", "target": "exists", "value": True}]
+            },
             **read_only,
         ),
         "watch": Case("GET", "/v1/watch", params={"namespaces": ns}),
