@@ -123,14 +123,16 @@ def _check_everything_reads(mem: Memory, written: dict[str, object]) -> None:
     for change in changes:
         change.model_dump_json()
     legacy = set(written["legacy"])  # type: ignore[arg-type]
-    assert legacy == {"dotted", "far", "surrogate", "deep"}, "the old release changed?"
+    # PostgreSQL refused the lone surrogate even then; SQLite stored it
+    assert {"dotted", "far", "deep"} <= legacy, "the old release changed?"
     # stored under a '.' segment: readable and deletable, not writable any more
     assert mem.get("team/.", "dotted").value == "dot segment"
     with pytest.raises(Exception, match="namespace"):
         mem.put("team/.", "dotted", "again")
     mem.delete("team/.", "dotted")
     assert mem.get("tenant", "far").expires_at.year == 9999  # type: ignore[union-attr]
-    assert mem.get("tenant", "surrogate").metadata == {"m": "\ufffd"}
+    if "surrogate" in legacy:
+        assert mem.get("tenant", "surrogate").metadata == {"m": "\ufffd"}
     assert "[[[" in mem.get("tenant", "deep").model_dump_json()
 
 
