@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from hivemem.memory.log.base import Row
-from hivemem.memory.models import Change, Item, TaskClaim, ts_to_datetime
+from hivemem.memory.models import Change, Item, TaskClaim
 from hivemem.memory.validation import json_text_depth
 
 __all__ = ["row_to_item", "row_to_change", "build_model", "dt", "render_json", "RENDER_DEPTH"]
