@@ -100,7 +100,9 @@ class Conflict(HivememError):
     """The write was based on a stale version, or a three-way merge overlapped.
 
     ``current`` is the item as it is now (``None`` if it does not exist);
-    ``conflicts`` lists each overlapping JSON path of a three-way merge.
+    ``conflicts`` lists each overlapping JSON path of a three-way merge; ``namespace``
+    and ``key`` name the item the refused write was for (in a batch or a transaction,
+    the op that conflicted).
     """
 
     status = 409
@@ -112,10 +114,14 @@ class Conflict(HivememError):
         detail: str,
         current: Any = None,
         conflicts: list[Any] | None = None,
+        namespace: str | None = None,
+        key: str | None = None,
     ) -> None:
         super().__init__(detail)
         self.current = current
         self.conflicts = list(conflicts or [])
+        self.namespace = namespace
+        self.key = key
 
     def extras(self) -> dict[str, Any]:
         def dump(x: Any) -> Any:
@@ -124,6 +130,8 @@ class Conflict(HivememError):
         return {
             "current": dump(self.current) if self.current is not None else None,
             "conflicts": [dump(c) for c in self.conflicts],
+            "namespace": self.namespace,
+            "key": self.key,
         }
 
     @classmethod
@@ -135,6 +143,8 @@ class Conflict(HivememError):
             body.get("detail", ""),
             current=Item.model_validate(current) if current else None,
             conflicts=[MergeConflict.model_validate(c) for c in body.get("conflicts") or []],
+            namespace=body.get("namespace"),
+            key=body.get("key"),
         )
 
 

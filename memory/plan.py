@@ -169,6 +169,8 @@ class TxnPlan:
             raise Conflict(
                 f"expected version {op.if_version}, found {live_version}",
                 current=self._item(k, cur),
+                namespace=k[0],
+                key=k[1],
             )
         if isinstance(op, PreparedDelete):
             if cur is None:
@@ -235,6 +237,8 @@ class TxnPlan:
             raise Conflict(
                 f"base_version {op.base_version} is not in history",
                 current=self._item(k, cur),
+                namespace=k[0],
+                key=k[1],
             )
         base = json.loads(base_row.value) if base_row.value else None
         current = theirs if cur is not None else None
@@ -243,6 +247,8 @@ class TxnPlan:
             raise Conflict(
                 f"{len(conflicts)} conflicting path(s) in three-way merge",
                 current=self._item(k, cur),
+                namespace=k[0],
+                key=k[1],
                 conflicts=conflicts,
             )
         return merged

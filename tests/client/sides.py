@@ -46,6 +46,7 @@ def error_outcome(err: HivememError) -> tuple[Any, ...]:
     if isinstance(err, Conflict):
         attrs["current"] = normalize(err.current)
         attrs["conflicts"] = normalize(err.conflicts)
+        attrs["item"] = (err.namespace, err.key)
     return ("raised", type(err).__name__, attrs)
 
 
