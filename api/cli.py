@@ -220,6 +220,18 @@ def _namespaces(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
             return
 
 
+def _activity(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    report = c.activity(a.prefix, window=a.window, bucket=a.bucket, depth=a.depth, limit=a.limit)
+    if not a.totals:
+        _emit(report, out)
+        return
+    metrics = ("writes", "conflicts", "expiries", "lagged")
+    for group, series in (("namespace", report.namespaces), ("author", report.authors)):
+        for s in series:
+            sums = {m: sum(getattr(s, m)) for m in metrics}
+            _emit({group: s.name, **sums}, out)
+
+
 def _search(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
     filt = _json_arg(a.filter, "--filter") if a.filter is not None else None
     for hit in c.search(a.query, namespaces=a.ns, k=a.k, mode=a.mode, filter=filt):
@@ -515,6 +527,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("namespaces", _namespaces, "namespaces with their live item counts")
     p.add_argument("--prefix", default="")
     p.add_argument("--depth", type=int, metavar="N", help="cut namespaces to N segments")
+
+    p = cmd("activity", _activity, "writes, conflicts, expiries, lagged watchers over time")
+    p.add_argument("--prefix", default="")
+    p.add_argument("--window", type=int, default=3600, metavar="SECONDS")
+    p.add_argument("--bucket", type=int, metavar="SECONDS", help="a multiple of 10")
+    p.add_argument("--depth", type=int, metavar="N", help="group namespaces cut to N segments")
+    p.add_argument("--limit", type=int, default=20, help="series per group")
+    p.add_argument("--totals", action="store_true", help="one line per series, summed")
 
     p = cmd("search", _search, "search by meaning and keywords")
     p.add_argument("query", metavar="QUERY")

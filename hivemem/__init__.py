@@ -15,6 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from hivemem.memory import (
+    Activity,
+    ActivitySeries,
     ApiKeyCreated,
     ApiKeyInfo,
     Change,
@@ -94,6 +96,8 @@ __all__ = [
     "Grant",
     "ApiKeyInfo",
     "ApiKeyCreated",
+    "Activity",
+    "ActivitySeries",
 ]
 
 

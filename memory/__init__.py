@@ -21,6 +21,8 @@ from hivemem.memory.errors import (
     Unavailable,
 )
 from hivemem.memory.models import (
+    Activity,
+    ActivitySeries,
     ApiKeyCreated,
     ApiKeyInfo,
     Change,
@@ -81,6 +83,8 @@ __all__ = [
     "Grant",
     "ApiKeyInfo",
     "ApiKeyCreated",
+    "Activity",
+    "ActivitySeries",
 ]
 __version__ = "0.1.0"
 

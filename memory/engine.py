@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from hivemem.memory.acl import check_principal
+from hivemem.memory.activity import build_activity, check_activity_args
 from hivemem.memory.claims import (
     DEFAULT_CLAIM_TTL,
     ClaimPlan,
@@ -36,6 +37,7 @@ from hivemem.memory.index.base import VectorIndex
 from hivemem.memory.leases import EndPlan, GrantPlan, check_lease_id, check_lease_ttl, lease_model
 from hivemem.memory.log.base import LeaseRecord, Row, StateLog
 from hivemem.memory.models import (
+    Activity,
     ApiKeyCreated,
     ApiKeyInfo,
     Change,
@@ -308,6 +310,10 @@ class Memory:
     ) -> TxnResult:
         try:
             return self._run_checked(compare, success, failure, field)
+        except Conflict as exc:  # refused writes never reach the log: count them here
+            where = exc.namespace or (exc.current.namespace if exc.current else "")
+            self._core.activity.conflict(where, self.principal)
+            raise
         except InvalidInput as exc:
             if field == "" and exc.field.startswith("ops[0]."):
                 exc.field = exc.field[len("ops[0].") :]
@@ -639,13 +645,51 @@ class Memory:
         """
         check_int(since, "since", 0, INT64_MAX, "a revision")
         scopes = self._scopes(namespaces, "namespaces")
-        return self._core.hub.subscribe(scopes, since, row_to_change)
+        sub = self._core.hub.subscribe(scopes, since, row_to_change)
+        sub.owner = self.principal
+        return sub
 
     def awatch(
         self, namespaces: Sequence[str] | str | None = None, since: int = 0
     ) -> AsyncIterator[Change]:
         """The async iterator of ``watch``."""
         return self.watch(namespaces, since).__aiter__()
+
+    # -- activity ------------------------------------------------------------------
+    def activity(
+        self,
+        prefix: str = "",
+        window: int = 3600,
+        bucket: int | None = None,
+        depth: int | None = None,
+        limit: int = 20,
+    ) -> Activity:
+        """Writes, conflicts, expiries and lagged watchers over the last ``window``
+        seconds, per namespace (cut to ``depth``) and per author, in buckets of
+        ``bucket`` seconds (default: about 60 buckets), in readable namespaces only.
+
+        Writes and expiries come from the log; conflicts and lagged watchers are
+        recorded by this process since it opened the store (``memory.activity``).
+        """
+        scopes = self._scopes(prefix, "prefix")
+        window, bucket, depth, limit = check_activity_args(window, bucket, depth, limit)
+        now = time.time()
+        start = float((now - window) // bucket * bucket)
+        core = self._core
+        counts = core.log.change_counts(scopes, start, float(bucket)) if scopes else []
+        rec = core.activity
+        return build_activity(
+            counts,
+            rec.counts(start),
+            scopes,
+            now=now,
+            window=window,
+            bucket=bucket,
+            depth=depth,
+            limit=limit,
+            recorded_since=rec.started,
+            dropped=rec.dropped,
+        )
 
     # -- maintenance ---------------------------------------------------------------
     def compact(self, revision: int) -> int:

@@ -31,6 +31,8 @@ __all__ = [
     "ListPage",
     "NamespaceInfo",
     "NamespacePage",
+    "Activity",
+    "ActivitySeries",
     "Grant",
     "ApiKeyInfo",
     "ApiKeyCreated",
@@ -288,6 +290,46 @@ class NamespacePage(_Model):
 
     namespaces: list[NamespaceInfo]
     cursor: str | None = None
+
+
+class ActivitySeries(_Model):
+    """One namespace's or one author's activity: a count per bucket of each metric.
+
+    ``writes``: puts and deletes committed; ``conflicts``: writes refused as stale (409);
+    ``expiries``: items whose TTL ran out (counted for the author of the version that
+    expired); ``lagged``: watchers cut off for falling behind (counted on the prefixes
+    they watched, for the principal watching).
+    """
+
+    name: str
+    writes: list[int]
+    conflicts: list[int]
+    expiries: list[int]
+    lagged: list[int]
+
+
+class Activity(_Model):
+    """Coordination activity over a time window, per namespace and per author.
+
+    Bucket ``i`` of every series covers ``[start + i * bucket, start + (i + 1) * bucket)``
+    seconds; the last one ends after ``end`` (now). ``total`` sums everything in scope;
+    the other series are ordered by their total, largest first, and
+    ``more_namespaces`` / ``more_authors`` count those left out by ``limit``.
+    Conflicts and lagged watchers are known only from ``recorded_since`` on (this
+    process's start); ``dropped`` counts events not recorded because the recorder was
+    full (reported to readers of the whole store only).
+    """
+
+    start: datetime
+    end: datetime
+    bucket: int
+    total: ActivitySeries
+    namespaces: list[ActivitySeries]
+    authors: list[ActivitySeries]
+    more_namespaces: int = 0
+    more_authors: int = 0
+    recorded_since: datetime
+    dropped: int = 0
 
 
 class Grant(_Model):

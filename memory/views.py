@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 
 from hivemem.memory.acl import ACL
+from hivemem.memory.activity import ActivityRecorder
 from hivemem.memory.embed import Embedder
 from hivemem.memory.errors import InvalidInput
 from hivemem.memory.index.base import VectorIndex
 from hivemem.memory.log.base import PendingChange, Plan, Row, StateLog, WriteView
-from hivemem.memory.watch import WatchHub
+from hivemem.memory.watch import Subscription, WatchHub
 
 __all__ = ["Core", "SYSTEM_PRINCIPAL"]
 
@@ -71,7 +72,8 @@ class Core:
             self.dim = embedder.dim
         #: Faults of the derived views, by (event, reason): shown in /metrics.
         self.events: Counter[tuple[str, str]] = Counter()
-        self.hub = WatchHub(log, max_pending=watch_queue)
+        self.activity = ActivityRecorder()  # conflicts and lagged watchers: not in the log
+        self.hub = WatchHub(log, max_pending=watch_queue, on_lagged=self._lagged)
         self._saved_revision = -1
         self._last_save = time.monotonic()
         self.open_index()
@@ -82,6 +84,9 @@ class Core:
                 target=self._reap_loop, args=(reaper_interval,), name="hivemem-reaper", daemon=True
             )
             self._reaper.start()
+
+    def _lagged(self, sub: Subscription) -> None:
+        self.activity.lagged(sub.scopes, sub.owner)
 
     # -- the vector index as a view of the log ---------------------------------------
     def _record(self, name: str, reason: str, level: int = logging.WARNING, **fields: Any) -> None:

@@ -28,10 +28,17 @@ Batch = tuple[int, list[Row]]
 class WatchHub:
     """Publishes committed transactions, in revision order, to live subscriptions."""
 
-    def __init__(self, log: StateLog, max_pending: int = 1024, page: int = 256) -> None:
+    def __init__(
+        self,
+        log: StateLog,
+        max_pending: int = 1024,
+        page: int = 256,
+        on_lagged: Callable[[Subscription], None] | None = None,
+    ) -> None:
         self.log = log
         self.max_pending = max_pending
         self.page = page
+        self.on_lagged = on_lagged  # told of each subscriber cut off for falling behind
         self.lock = threading.Lock()
         self.last_revision = log.head()
         self._subs: set[Subscription] = set()
@@ -87,6 +94,7 @@ class Subscription:
     ) -> None:
         self.hub = hub
         self.scopes = scopes
+        self.owner = ""  # the principal watching (set by the engine), for activity counts
         self.delivered = since  # the last revision handed to the consumer
         self._taken = since  # the last revision the consumer has taken (it will hand it on)
         self.convert = convert
@@ -106,6 +114,7 @@ class Subscription:
         ]
 
     def _offer(self, revision: int, rows: list[Row]) -> None:
+        cut_off = False
         with self._cond:
             if self._closed or self._lagged is not None:
                 return
@@ -114,12 +123,15 @@ class Subscription:
                 self._lagged = self._taken
                 self._queue.clear()
                 self.hub._drop(self)
+                cut_off = True
             else:
                 self._queue.append((revision, rows))
             self._cond.notify_all()
             wakers = list(self._wakers)
         for wake in wakers:
             wake()
+        if cut_off and self.hub.on_lagged is not None:
+            self.hub.on_lagged(self)
 
     # -- consumer side -------------------------------------------------------------
     def _catch_up(self) -> list[Batch]:

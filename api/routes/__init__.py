@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from hivemem.api.routes import (
     access,
+    activity,
     claims,
     health,
     items,
@@ -25,5 +26,6 @@ ROUTERS = [
     claims.router,
     maintenance.router,
     access.router,
+    activity.router,
     health.router,
 ]

@@ -26,6 +26,7 @@ from hivemem.memory.client._base import (
 from hivemem.memory.client._watch import EventParser, Resume, WatchCursor
 from hivemem.memory.errors import HivememError, Unavailable
 from hivemem.memory.models import (
+    Activity,
     ApiKeyCreated,
     ApiKeyInfo,
     Change,
@@ -265,6 +266,18 @@ class AsyncClient(BaseClient):
     ) -> NamespacePage:
         """Namespaces under ``prefix`` holding live items the caller may read, with counts."""
         return await self._call(self._namespaces_call(prefix, depth, limit, cursor))
+
+    async def activity(
+        self,
+        prefix: str = "",
+        window: int = 3600,
+        bucket: int | None = None,
+        depth: int | None = None,
+        limit: int = 20,
+    ) -> Activity:
+        """Writes, conflicts, expiries and lagged watchers per namespace and author over
+        the last ``window`` seconds, in readable namespaces only."""
+        return await self._call(self._activity_call(prefix, window, bucket, depth, limit))
 
     async def search(
         self,

@@ -31,6 +31,7 @@ from hivemem.memory.errors import (
     Unavailable,
 )
 from hivemem.memory.models import (
+    Activity,
     ApiKeyCreated,
     ApiKeyInfo,
     Claim,
@@ -328,6 +329,16 @@ class BaseClient:
         return Call(
             "GET", "/v1/namespaces", _model(NamespacePage), params=_strs(params), retry=True
         )
+
+    def _activity_call(
+        self, prefix: str, window: int, bucket: int | None, depth: int | None, limit: int
+    ) -> Call[Activity]:
+        params = [("prefix", prefix or ""), ("window", str(window)), ("limit", str(limit))]
+        if bucket is not None:
+            params.append(("bucket", str(bucket)))
+        if depth is not None:
+            params.append(("depth", str(depth)))
+        return Call("GET", "/v1/activity", _model(Activity), params=_strs(params), retry=True)
 
     def _search_call(
         self,

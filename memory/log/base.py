@@ -21,7 +21,9 @@ __all__ = [
     "StateLog",
     "Plan",
     "LeaseRecord",
+    "ChangeCount",
     "scope_sql",
+    "first_revision_at",
     "item_columns",
     "ITEM_OPS",
 ]
@@ -49,6 +51,31 @@ def scope_sql(
         parts.append(f"({column} = {mark} OR ({column} > {mark} AND {column} < {mark}))")
         params += [s, s + "/", s + "0"]
     return "(" + " OR ".join(parts) + ")", params
+
+
+def first_revision_at(since: float, head: int, time_from: Callable[[int], float | None]) -> int:
+    """The first revision committed at or after ``since`` (``head + 1`` if none).
+
+    ``time_from(r)`` is the commit time of the first stored revision ``>= r`` (None past
+    the end). Revisions are assigned in commit order under the write lock, so their
+    times rise with them (up to clock skew between replicas): a binary search of a few
+    indexed reads finds the start of a time window, with no index on time.
+    """
+    lo, hi = 1, head + 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        t = time_from(mid)
+        if t is None or t >= since:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+#: ``(bucket, namespace, author, op, count)``: changes of one op in one namespace by
+#: one author whose commit time falls in ``[bucket * width, (bucket + 1) * width)``.
+#: For an ``expire`` the author is the writer of the version that expired.
+ChangeCount = tuple[int, str, str, str, int]
 
 
 @dataclass(slots=True)
@@ -206,6 +233,11 @@ class StateLog(Protocol):
 
     def namespace_counts(self, scopes: Sequence[str], now: float) -> list[tuple[str, int]]:
         """``(namespace, live item count)`` of every namespace in the scopes with a live item."""
+        ...
+
+    def change_counts(self, scopes: Sequence[str], since: float, width: float) -> list[ChangeCount]:
+        """Changes in the scopes committed at or after ``since``, counted per bucket of
+        ``width`` seconds, namespace, author and op (see ``ChangeCount``)."""
         ...
 
     def rows_by_id(self, ids: Iterable[int]) -> dict[int, Row]:

@@ -29,10 +29,12 @@ import psycopg_pool
 from hivemem.memory.errors import InvalidInput, Unavailable
 from hivemem.memory.log.base import (
     ITEM_OPS,
+    ChangeCount,
     LeaseRecord,
     PendingChange,
     Plan,
     Row,
+    first_revision_at,
     item_columns,
     scope_sql,
 )
@@ -105,6 +107,13 @@ _ROW_COLS = (
 _LEASE_COLS = "id, holder, ttl, deadline, revision, ended_revision"
 _LIVE = "i.live AND (i.expires_at IS NULL OR i.expires_at > %s)"
 _ITEM_JOIN = "items i JOIN changes c ON c.id = i.change_id"
+# An expire is committed by the reaper: count it for the writer of the version it ended.
+_EXPIRED_VERSION = (
+    "LEFT JOIN changes p ON c.op = 'expire' AND p.namespace = c.namespace "
+    "AND p.key = c.key AND p.version = c.prev_version"
+)
+_WHO = "CASE WHEN c.op = 'expire' THEN COALESCE(p.author, c.author) ELSE c.author END"
+_ITEM_OP = "c.op IN (" + ", ".join(f"'{op}'" for op in sorted(ITEM_OPS)) + ")"
 _CHUNK = 1000
 _ROW_TUPLE = attrgetter(*(f.name for f in fields(Row)))
 _PENDING = attrgetter(
@@ -581,6 +590,28 @@ class PostgresLog:
             [now, *params],
         )
         return [(ns, int(n)) for ns, n in rows]
+
+    def change_counts(self, scopes: Sequence[str], since: float, width: float) -> list[ChangeCount]:
+        if not scopes:
+            return []
+
+        def time_from(revision: int) -> float | None:
+            r = self._read(
+                "SELECT time FROM revisions WHERE revision >= %s ORDER BY revision LIMIT 1",
+                (revision,),
+            )
+            return float(r[0][0]) if r else None
+
+        first = first_revision_at(since, self.head(), time_from)
+        scope, params = scope_sql(scopes, "c.namespace", mark="%s")
+        rows = self._read(
+            f"SELECT FLOOR(c.updated_at / %s)::BIGINT AS b, c.namespace, {_WHO} AS who, c.op, "
+            f"COUNT(*) FROM changes c {_EXPIRED_VERSION} "
+            f"WHERE c.revision >= %s AND c.updated_at >= %s AND {scope} AND {_ITEM_OP} "
+            "GROUP BY b, c.namespace, who, c.op",
+            [width, first, since, *params],
+        )
+        return [(int(b), ns, who, op, int(n)) for b, ns, who, op, n in rows]
 
     def _where(self, scopes: Sequence[str], flt: Any, now: float) -> tuple[str, list[Any]]:
         conds = flt if isinstance(flt, list) else parse_filter(flt)

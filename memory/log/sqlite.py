@@ -20,10 +20,12 @@ from typing import Any
 from hivemem.memory.errors import InvalidInput, Unavailable
 from hivemem.memory.log.base import (
     ITEM_OPS,
+    ChangeCount,
     LeaseRecord,
     PendingChange,
     Plan,
     Row,
+    first_revision_at,
     item_columns,
     scope_sql,
 )
@@ -89,6 +91,13 @@ _ROW_COLS = (
 )
 _LEASE_COLS = "id, holder, ttl, deadline, revision, ended_revision"
 _LIVE = "i.live = 1 AND (i.expires_at IS NULL OR i.expires_at > ?)"
+# An expire is committed by the reaper: count it for the writer of the version it ended.
+_EXPIRED_VERSION = (
+    "LEFT JOIN changes p ON c.op = 'expire' AND p.namespace = c.namespace "
+    "AND p.key = c.key AND p.version = c.prev_version"
+)
+_WHO = "CASE WHEN c.op = 'expire' THEN COALESCE(p.author, c.author) ELSE c.author END"
+_ITEM_OP = "c.op IN (" + ", ".join(f"'{op}'" for op in sorted(ITEM_OPS)) + ")"
 
 
 def _value_pred(operand: Any) -> tuple[str, list[Any]]:
@@ -537,6 +546,29 @@ class SQLiteLog:
             [now, *params],
         )
         return [(ns, int(n)) for ns, n in cur]
+
+    def change_counts(self, scopes: Sequence[str], since: float, width: float) -> list[ChangeCount]:
+        if not scopes:
+            return []
+        con = self._r()
+
+        def time_from(revision: int) -> float | None:
+            r = con.execute(
+                "SELECT time FROM revisions WHERE revision >= ? ORDER BY revision LIMIT 1",
+                (revision,),
+            ).fetchone()
+            return None if r is None else float(r[0])
+
+        first = first_revision_at(since, self.head(), time_from)
+        scope, params = scope_sql(scopes, "c.namespace")
+        cur = con.execute(
+            f"SELECT CAST(c.updated_at / ? AS INTEGER) AS b, c.namespace, {_WHO} AS who, c.op, "
+            f"COUNT(*) FROM changes c {_EXPIRED_VERSION} "
+            f"WHERE c.revision >= ? AND c.updated_at >= ? AND {scope} AND {_ITEM_OP} "
+            "GROUP BY b, c.namespace, who, c.op",
+            [width, first, since, *params],
+        )
+        return [(int(b), ns, who, op, int(n)) for b, ns, who, op, n in cur]
 
     def _where(self, scopes: Sequence[str], flt: Any, now: float) -> tuple[str, list[Any]]:
         conds = flt if isinstance(flt, list) else parse_filter(flt)

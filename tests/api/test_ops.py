@@ -25,6 +25,7 @@ CONTRACT = {
     ("GET", "/v1/history/{namespace}/{key}"),
     ("GET", "/v1/items"),
     ("GET", "/v1/namespaces"),
+    ("GET", "/v1/activity"),
     ("POST", "/v1/search"),
     ("POST", "/v1/batch"),
     ("POST", "/v1/txn"),

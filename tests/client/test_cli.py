@@ -15,6 +15,7 @@ import uvicorn
 
 from hivemem.api.cli import build_parser, client_options, load_config, main, server_settings
 from hivemem.memory.client import Client
+from hivemem.memory.errors import Conflict
 from tests.client.conftest import ADMIN_KEY, LiveServer, free_socket
 from tests.client.sides import normalize
 from tests.embedders import HashEmbedder
@@ -85,6 +86,26 @@ def test_search_and_list(capsys: pytest.CaptureFixture[str], server: LiveServer)
     assert len(lines(out)) == 3
     _, out, _ = run(capsys, server, "namespaces", "--depth", "1")
     assert lines(out) == [{"namespace": "other", "items": 1}, {"namespace": "team", "items": 2}]
+
+
+def test_activity_per_namespace_and_author(
+    capsys: pytest.CaptureFixture[str], server: LiveServer
+) -> None:
+    with server.client() as c:
+        c.put("team/ops", "deploy", 1)
+        c.put("team/dev", "lunch", 2)
+        with pytest.raises(Conflict):
+            c.put("team/dev", "lunch", 3, if_version=0)
+    _, out, _ = run(capsys, server, "activity", "--depth", "1", "--window", "600", "--totals")
+    assert lines(out) == [
+        {"namespace": "team", "writes": 2, "conflicts": 1, "expiries": 0, "lagged": 0},
+        {"author": "admin", "writes": 2, "conflicts": 1, "expiries": 0, "lagged": 0},
+    ]
+    status, out, _ = run(capsys, server, "activity", "--window", "600", "--bucket", "60")
+    report = json.loads(out)
+    assert status == 0 and report["bucket"] == 60 and sum(report["total"]["writes"]) == 2
+    status, _, err = run(capsys, server, "activity", "--bucket", "7")
+    assert status != 0 and "bucket" in err
 
 
 def test_export_then_import_round_trips(

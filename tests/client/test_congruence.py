@@ -161,6 +161,32 @@ def namespaces_are_counted_cut_and_paginated(side: Any, rec: Recorder) -> None:
     assert rec.errors() == ["InvalidInput"] * 4
 
 
+def activity_totals(report: Any) -> Any:
+    """Per-series totals of an activity report (bucket edges depend on the clock)."""
+    metrics = ("writes", "conflicts", "expiries", "lagged")
+    return {
+        group: [(s.name, *(sum(getattr(s, m)) for m in metrics)) for s in getattr(report, group)]
+        for group in ("namespaces", "authors")
+    } | {"bucket": report.bucket, "more": (report.more_namespaces, report.more_authors)}
+
+
+@scenario
+def activity_counts_writes_and_conflicts_in_readable_namespaces(side: Any, rec: Recorder) -> None:
+    m = side.mem
+    rec(m.put, "team/a", "k", 1)
+    rec(m.put, "team/a", "k", 2, if_version=0)
+    rec(m.put, "team/b/deep", "k", 1)
+    rec(m.delete, "team/b/deep", "k")
+    rec(m.put, "other", "k", 1)
+    rec(lambda: activity_totals(m.activity(window=600)))
+    rec(lambda: activity_totals(m.activity("team", window=600, depth=2, limit=1)))
+    m.grant("reader", "team/a", "read")
+    rec(lambda: activity_totals(side.as_principal("reader").activity(window=900, bucket=30)))
+    rec(m.activity, window=30)
+    rec(m.activity, bucket=25)
+    assert rec.errors() == ["Conflict", "InvalidInput", "InvalidInput"]
+
+
 @scenario
 def search_in_every_mode_with_filters(side: Any, rec: Recorder) -> None:
     m = side.mem

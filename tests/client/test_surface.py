@@ -19,6 +19,7 @@ MIRRORED = [
     "history",
     "list",
     "namespaces",
+    "activity",
     "search",
     "txn",
     "watch",
