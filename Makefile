@@ -6,13 +6,14 @@ PIP := $(PY) -m pip
 # Extra pip arguments for torch only (the Dockerfile points this at the CPU wheel index).
 TORCH_PIP_ARGS ?=
 EXTRAS ?= dev,postgres,langchain,langgraph,llamaindex,mcp
+CHROMIUM ?= /usr/bin/chromium
 HOST ?= 127.0.0.1
 PORT ?= 8080
 DATA ?= ./data
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install install-runtime serve test lint bench clean
+.PHONY: install install-runtime serve test lint bench screenshot chromium clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,8 +32,21 @@ install-runtime:
 serve: install
 	$(VENV)/bin/hivemem serve --data $(DATA) --host $(HOST) --port $(PORT)
 
-test: install
+# The console's browser tests drive Debian's chromium: Playwright's own browser
+# download cannot work here. Install it when absent (CI runs as root); if that fails the
+# browser tests fail, saying so.
+chromium:
+	@test -x $(CHROMIUM) || command -v chromium >/dev/null 2>&1 || \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium) || \
+	  echo "make: could not install chromium; the console's browser tests will fail"
+
+test: install chromium
 	$(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# Regenerate the README's console screenshot from a run of the browser tests.
+screenshot: install chromium
+	$(PY) -m pytest -q -p no:cacheprovider tests/console
+	cp build/console-screenshots/browse.png docs/console.png
 
 lint: install
 	$(VENV)/bin/ruff check hivemem/__init__.py memory api adapters tests bench

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hivemem.api.console import mount_console
 from hivemem.api.deps import document_security
 from hivemem.api.guard import InputGuardMiddleware
 from hivemem.api.metrics import Metrics, MetricsMiddleware
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, memory: Memory | None = None) -
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     for router in ROUTERS:
         app.include_router(router)
+    mount_console(app)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -105,5 +105,13 @@ def test_the_wheel_has_one_top_level_name(tmp_path: Path) -> None:
         "hivemem/adapters/__init__.py",
     ):
         assert module in names, module
+    console = sorted(
+        f"hivemem/api/console/{p.relative_to(ROOT / 'api' / 'console').as_posix()}"
+        for p in (ROOT / "api" / "console" / "static").rglob("*")
+        if p.is_file()
+    )
+    assert len(console) >= 10  # index.html, the stylesheet and every module
+    missing = [name for name in console if name not in names]
+    assert missing == [], "console assets missing from the wheel"
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "hivemem = hivemem.api.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
