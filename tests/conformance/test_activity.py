@@ -171,3 +171,20 @@ def test_bad_arguments_are_refused_naming_them(
     with pytest.raises(InvalidInput) as err:
         mem.activity(**kwargs)
     assert err.value.field == field
+
+
+def test_lease_entries_are_not_writes_and_items_ending_with_a_lease_are_expiries(
+    mem: Memory,
+) -> None:
+    mem.grant("agent", "team", "write")
+    agent = mem.as_principal("agent")
+    lease = agent.lease(ttl=30)
+    agent.put("team/presence", "agent", {"status": "up"}, lease=lease.id)
+    agent.revoke_lease(lease.id)
+    report = mem.activity(window=600)
+    assert totals(report, "namespaces") == {
+        "team/presence": {"writes": 1, "conflicts": 0, "expiries": 1, "lagged": 0}
+    }
+    assert totals(report, "authors") == {
+        "agent": {"writes": 1, "conflicts": 0, "expiries": 1, "lagged": 0}
+    }
