@@ -136,6 +136,8 @@ def check_fence(plan: TxnPlan, fence: tuple[str, str, int]) -> tuple[int, Any, d
             f"stale fencing token: the claim of {k[1]!r} made at revision {fence[2]} is "
             "no longer current",
             current=plan._item(k, cur),
+            namespace=k[0],
+            key=k[1],
         )
     return version, cur, claim
 
@@ -202,7 +204,12 @@ class ClaimPlan:
             raise NotFound("no such item")
         claim = claim_of(cur)
         if claim is not None and claim.get("state") != "open":
-            raise Conflict(f"task {self.key!r} is {claim['state']}", current=plan._item(k, cur))
+            raise Conflict(
+                f"task {self.key!r} is {claim['state']}",
+                current=plan._item(k, cur),
+                namespace=k[0],
+                key=k[1],
+            )
         return k
 
     def _oldest(self, plan: TxnPlan) -> Key | None:

@@ -311,8 +311,7 @@ class Memory:
         try:
             return self._run_checked(compare, success, failure, field)
         except Conflict as exc:  # refused writes never reach the log: count them here
-            where = exc.namespace or (exc.current.namespace if exc.current else "")
-            self._core.activity.conflict(where, self.principal)
+            self._core.count_conflict(exc, self.principal)
             raise
         except InvalidInput as exc:
             if field == "" and exc.field.startswith("ops[0]."):

@@ -21,7 +21,7 @@ import numpy as np
 from hivemem.memory.acl import ACL
 from hivemem.memory.activity import ActivityRecorder
 from hivemem.memory.embed import Embedder
-from hivemem.memory.errors import InvalidInput
+from hivemem.memory.errors import Conflict, InvalidInput
 from hivemem.memory.index.base import VectorIndex
 from hivemem.memory.log.base import PendingChange, Plan, Row, StateLog, WriteView
 from hivemem.memory.watch import Subscription, WatchHub
@@ -87,6 +87,11 @@ class Core:
 
     def _lagged(self, sub: Subscription) -> None:
         self.activity.lagged(sub.scopes, sub.owner)
+
+    def count_conflict(self, exc: Conflict, principal: str) -> None:
+        """Record a write refused as a conflict: it never reaches the log."""
+        where = exc.namespace or (exc.current.namespace if exc.current is not None else "")
+        self.activity.conflict(where, principal)
 
     # -- the vector index as a view of the log ---------------------------------------
     def _record(self, name: str, reason: str, level: int = logging.WARNING, **fields: Any) -> None:
@@ -283,7 +288,11 @@ class Core:
         """Commit a coordination plan, whose result is ``(replaced change ids, payload)``,
         and update the views; returns ``(revision, rows, payload)``."""
         with self.write_lock:
-            revision, rows, (replaced, payload) = self.log.commit(author, plan)
+            try:
+                revision, rows, (replaced, payload) = self.log.commit(author, plan)
+            except Conflict as exc:
+                self.count_conflict(exc, author)
+                raise
             if rows:
                 if self.dim is not None and self.log.meta("vector_dim") is None:
                     self.log.set_meta("vector_dim", str(self.dim))

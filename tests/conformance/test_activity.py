@@ -188,3 +188,22 @@ def test_lease_entries_are_not_writes_and_items_ending_with_a_lease_are_expiries
     assert totals(report, "authors") == {
         "agent": {"writes": 1, "conflicts": 0, "expiries": 1, "lagged": 0}
     }
+
+
+def test_claim_collisions_and_stale_fencing_tokens_count_as_conflicts(mem: Memory) -> None:
+    mem.grant("a1", "team", "write")
+    mem.grant("a2", "team", "write")
+    a1, a2 = mem.as_principal("a1"), mem.as_principal("a2")
+    mem.put("team/tasks", "t1", {"n": 1})
+    got = a1.claim("team/tasks", "t1", ttl=30)
+    assert got is not None
+    with pytest.raises(Conflict) as err:  # a2 collides with a1's claim
+        a2.claim("team/tasks", "t1")
+    assert (err.value.namespace, err.value.key) == ("team/tasks", "t1")
+    a1.complete(got.token, {"n": 1, "done": True})
+    with pytest.raises(Conflict):  # a stale token: the claim is over
+        a1.complete(got.token, {"again": True})
+    report = mem.activity(window=600)
+    assert totals(report, "namespaces")["team/tasks"]["conflicts"] == 2
+    authors = totals(report, "authors")
+    assert authors["a1"]["conflicts"] == 1 and authors["a2"]["conflicts"] == 1
