@@ -239,7 +239,8 @@ def _search(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
 
 
 def _watch(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
-    with c.watch(a.ns, since=a.since) as stream:
+    filt = _json_arg(a.filter, "--filter") if a.filter is not None else None
+    with c.watch(a.ns, since=a.since, query=a.query, threshold=a.threshold, filter=filt) as stream:
         for change in stream:
             out.write(change.model_dump_json() + "\n")
             out.flush()
@@ -546,6 +547,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("watch", _watch, "stream changes, one JSON line each")
     p.add_argument("--ns", action="append", metavar="PREFIX", help="repeatable")
     p.add_argument("--since", type=int, default=0, metavar="REVISION")
+    p.add_argument("--query", help="only changes about this (semantic subscription)")
+    p.add_argument("--threshold", type=float, help="minimum cosine similarity (0.25)")
+    p.add_argument("--filter", metavar="JSON", help="only changes whose metadata matches")
 
     p = cmd("lease", _lease, "grant a lease")
     p.add_argument("--ttl", type=float, default=10.0, metavar="SECONDS")

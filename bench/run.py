@@ -34,7 +34,16 @@ ALTERNATIVES = {
     "Mem0 2.2 (local Qdrant, no LLM)": (131, 167.0),
 }
 
-SECTIONS = ["search", "locomo", "batch", "model", "latency", "recall", "http"]
+SECTIONS = [
+    "search",
+    "locomo",
+    "batch",
+    "model",
+    "latency",
+    "recall",
+    "http",
+    "subscriptions",
+]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         "latency": lambda: engine.put_latency(200 if args.quick else 400),
         "recall": engine.recall,
         "http": lambda: _http().run(quick=args.quick),
+        "subscriptions": lambda: _subscriptions().run(changes=100 if args.quick else 200),
     }
     for name in SECTIONS:
         if name in sections:
@@ -78,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
     (HERE / "RESULTS.md").write_text(report(results))
     step(f"wrote {HERE / 'RESULTS.md'}")
     return 0
+
+
+def _subscriptions():  # type: ignore[no-untyped-def]
+    from bench import subscriptions
+
+    return subscriptions
 
 
 def _http():  # type: ignore[no-untyped-def]
@@ -250,6 +266,8 @@ def report(r: dict[str, Any]) -> str:
         from bench import http
 
         lines += http.report(r["http"])
+    if "subscriptions" in r:
+        lines += _subscriptions().report(r["subscriptions"])
     return "\n".join(lines) + "\n"
 
 

@@ -59,6 +59,7 @@ from hivemem.memory.ops import Prepared, PreparedPut, coerce_compare, prepare_op
 from hivemem.memory.plan import TxnPlan
 from hivemem.memory.rows import build_model, row_to_change, row_to_item
 from hivemem.memory.search import FUSION_DEPTH, fuse, parse_filter
+from hivemem.memory.subscriptions import DEFAULT_THRESHOLD, Matcher, check_threshold
 from hivemem.memory.validation import (
     INT64_MAX,
     MAX_PAGE,
@@ -637,22 +638,79 @@ class Memory:
         return hits
 
     # -- watch ---------------------------------------------------------------------
-    def watch(self, namespaces: Sequence[str] | str | None = None, since: int = 0) -> Subscription:
+    def watch(
+        self,
+        namespaces: Sequence[str] | str | None = None,
+        since: int = 0,
+        *,
+        query: str | None = None,
+        vector: Sequence[float] | None = None,
+        threshold: float | None = None,
+        filter: dict[str, Any] | None = None,
+    ) -> Subscription:
         """Changes under the prefixes with revision > ``since``: replayed, then live.
 
-        Iterate it (``for change in sub``) or ``async for``; close it when done.
+        With ``query`` (or ``vector``) and/or ``filter`` only the changes whose item
+        matches are delivered, with the cosine similarity in ``score`` (``threshold``
+        defaults to ``DEFAULT_THRESHOLD``); deletes and expiries of an item whose last
+        version matched come too. Iterate it (``for change in sub``) or ``async for``;
+        close it when done.
         """
         check_int(since, "since", 0, INT64_MAX, "a revision")
         scopes = self._scopes(namespaces, "namespaces")
-        sub = self._core.hub.subscribe(scopes, since, row_to_change)
+        matcher = self._matcher(query, vector, threshold, filter)
+        sub = self._core.hub.subscribe(scopes, since, row_to_change, matcher)
         sub.owner = self.principal
         return sub
 
+    def _matcher(
+        self,
+        query: str | None,
+        vector: Sequence[float] | None,
+        threshold: float | None,
+        filter: dict[str, Any] | None,
+    ) -> Matcher | None:
+        conds = parse_filter(filter)
+        if query is not None and not isinstance(query, str):
+            raise InvalidInput("query", "must be a string")
+        if query is not None and vector is not None:
+            raise InvalidInput("vector", "give a query text or a vector, not both")
+        if threshold is not None:
+            threshold = check_threshold(threshold)
+            if query is None and vector is None:
+                raise InvalidInput("threshold", "needs a query or a vector")
+        qvec = None
+        if vector is not None:
+            qvec = check_vector(vector, self._core.dim or self._core.index.dim)
+            norm = float(np.linalg.norm(qvec))
+            if norm == 0:
+                raise InvalidInput("vector", "must not be all zeros")
+            qvec = qvec / norm
+        elif query:
+            if self._core.embedder is None:
+                raise InvalidInput("query", "this store has no embedder: supply a vector")
+            qvec = np.asarray(self._core.embedder.embed([query])[0], dtype=np.float32)
+        elif query is not None:
+            raise InvalidInput("query", "must not be empty")
+        if qvec is None and not conds:
+            return None
+        limit = DEFAULT_THRESHOLD if threshold is None else threshold
+        return Matcher(self._core.log, conds, qvec, limit)
+
     def awatch(
-        self, namespaces: Sequence[str] | str | None = None, since: int = 0
+        self,
+        namespaces: Sequence[str] | str | None = None,
+        since: int = 0,
+        *,
+        query: str | None = None,
+        vector: Sequence[float] | None = None,
+        threshold: float | None = None,
+        filter: dict[str, Any] | None = None,
     ) -> AsyncIterator[Change]:
         """The async iterator of ``watch``."""
-        return self.watch(namespaces, since).__aiter__()
+        return self.watch(
+            namespaces, since, query=query, vector=vector, threshold=threshold, filter=filter
+        ).__aiter__()
 
     # -- activity ------------------------------------------------------------------
     def activity(

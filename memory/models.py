@@ -148,6 +148,7 @@ class Change(_Model):
     author: str
     time: datetime
     reason: Literal["ttl", "lease"] | None = None
+    score: float | None = None
 
 
 class Lease(_Model):

@@ -116,6 +116,7 @@ def row_to_change(row: Row) -> Change:
         author=row.author,
         time=dt(row.updated_at),
         reason=json.loads(row.info).get("reason") if row.info else None,
+        score=None,
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from hivemem.memory.errors import Compacted, Lagged
 from hivemem.memory.log.base import ITEM_OPS, Row, StateLog
+from hivemem.memory.subscriptions import Matcher
 from hivemem.memory.validation import in_scope
 
 __all__ = ["WatchHub", "Subscription"]
@@ -54,12 +55,16 @@ class WatchHub:
             sub._offer(revision, rows)
 
     def subscribe(
-        self, scopes: Sequence[str], since: int, convert: Callable[[Row], Any]
+        self,
+        scopes: Sequence[str],
+        since: int,
+        convert: Callable[[Row], Any],
+        matcher: Matcher | None = None,
     ) -> Subscription:
         compacted = self.log.compacted_revision()
         if since + 1 < compacted:
             raise Compacted(compacted)
-        return Subscription(self, list(scopes), since, convert)
+        return Subscription(self, list(scopes), since, convert, matcher)
 
     def _go_live(self, sub: Subscription, upto: int) -> bool:
         """Switch ``sub`` to live delivery if nothing after ``upto`` was published yet."""
@@ -90,11 +95,17 @@ class Subscription:
     """An ordered, gap-free stream of changes; iterate it (sync or async) and close it."""
 
     def __init__(
-        self, hub: WatchHub, scopes: list[str], since: int, convert: Callable[[Row], Any]
+        self,
+        hub: WatchHub,
+        scopes: list[str],
+        since: int,
+        convert: Callable[[Row], Any],
+        matcher: Matcher | None = None,
     ) -> None:
         self.hub = hub
         self.scopes = scopes
         self.owner = ""  # the principal watching (set by the engine), for activity counts
+        self.matcher = matcher
         self.delivered = since  # the last revision handed to the consumer
         self._taken = since  # the last revision the consumer has taken (it will hand it on)
         self.convert = convert
@@ -170,7 +181,16 @@ class Subscription:
         if revision <= self.delivered:
             return []
         self.delivered = revision
-        return [self.convert(r) for r in self._visible(rows)]
+        if self.matcher is None:
+            return [self.convert(r) for r in self._visible(rows)]
+        out = []
+        for row in self._visible(rows):
+            hit, score = self.matcher.score(row)
+            if hit:
+                change = self.convert(row)
+                change.score = score
+                out.append(change)
+        return out
 
     def __iter__(self) -> Iterator[Any]:
         return self.iter(timeout=None)

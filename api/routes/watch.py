@@ -28,6 +28,7 @@ from hivemem.api.deps import settings as get_settings
 from hivemem.api.metrics import Metrics
 from hivemem.api.problems import problem_body, problem_responses
 from hivemem.api.routes.examples import CHANGE
+from hivemem.api.routes.items import parse_json_filter
 from hivemem.memory import Subscription
 from hivemem.memory.errors import HivememError, InvalidInput
 from hivemem.memory.models import Change
@@ -133,6 +134,20 @@ def _revision_param(raw: str, field: str) -> int:
     return check_int(int(text), field, 0, INT64_MAX, "a revision")
 
 
+def _subscription(
+    query: str | None, vector: str | None, threshold: float | None, filter: str | None
+) -> dict[str, Any]:
+    """The semantic and metadata options of a watch, from query parameters."""
+    options: dict[str, Any] = {"query": query, "threshold": threshold}
+    if vector is not None:
+        try:
+            options["vector"] = json.loads(vector)
+        except ValueError:
+            raise InvalidInput("vector", "must be a JSON list of numbers") from None
+    options["filter"] = parse_json_filter(filter)
+    return options
+
+
 def _since(since: int, last_event_id: str | None) -> int:
     if last_event_id is None or last_event_id.strip() == "":
         return check_int(since, "since", 0, INT64_MAX, "a revision")
@@ -172,10 +187,25 @@ async def watch_sse(
         str | None,
         Header(alias="Last-Event-ID", description="Resume after this revision (wins over since)."),
     ] = None,
+    query: Annotated[
+        str | None,
+        Query(description="Semantic subscription: only changes whose item is about this."),
+    ] = None,
+    vector: Annotated[
+        str | None, Query(description="Or a query vector, as a JSON list of numbers.")
+    ] = None,
+    threshold: Annotated[
+        float | None, Query(description="Minimum cosine similarity, -1 to 1 (default 0.25).")
+    ] = None,
+    filter: Annotated[
+        str | None,
+        Query(description='Metadata filter as a JSON object, e.g. {"kind": "incident"}.'),
+    ] = None,
 ) -> StreamingResponse:
     """Replay changes after ``since``, then stream new ones as they commit."""
     start = _since(since, last_event_id)
-    sub = await run_in_threadpool(mem.watch, namespaces, start)
+    options = _subscription(query, vector, threshold, filter)
+    sub = await run_in_threadpool(lambda: mem.watch(namespaces, start, **options))
     settings = get_settings(request)
     return _EventStream(sub, request.app.state.metrics, settings.heartbeat)
 
@@ -194,7 +224,16 @@ async def watch_ws(websocket: WebSocket) -> None:
         mem = await run_in_threadpool(authenticate, websocket, websocket_token(websocket))
         since = _revision_param(websocket.query_params.get("since", "0"), "since")
         namespaces = websocket.query_params.getlist("namespaces") or None
-        sub = await run_in_threadpool(mem.watch, namespaces, since)
+        params = websocket.query_params
+        raw_threshold = params.get("threshold")
+        try:
+            threshold = float(raw_threshold) if raw_threshold is not None else None
+        except ValueError:
+            raise InvalidInput("threshold", "must be a number") from None
+        options = _subscription(
+            params.get("query"), params.get("vector"), threshold, params.get("filter")
+        )
+        sub = await run_in_threadpool(lambda: mem.watch(namespaces, since, **options))
     except HivememError as exc:
         await _ws_error(websocket, exc)
         return

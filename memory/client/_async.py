@@ -292,14 +292,23 @@ class AsyncClient(BaseClient):
         return await self._call(self._search_call(query, namespaces, k, mode, filter, vector))
 
     def watch(
-        self, namespaces: Sequence[str] | str | None = None, since: int = 0
+        self,
+        namespaces: Sequence[str] | str | None = None,
+        since: int = 0,
+        *,
+        query: str | None = None,
+        vector: Sequence[float] | None = None,
+        threshold: float | None = None,
+        filter: dict[str, Any] | None = None,
     ) -> AsyncWatchStream:
         """Changes under the prefixes with revision > ``since``, as an async iterator.
 
         It reconnects by itself (after a dropped connection or ``Lagged``) from the last
         revision it handed over; ``await stream.close()`` when done.
         """
-        return AsyncWatchStream(self, WatchCursor(namespaces, since))
+        return AsyncWatchStream(
+            self, WatchCursor(namespaces, since, query, vector, threshold, filter)
+        )
 
     # -- maintenance -----------------------------------------------------------------
     async def compact(self, revision: int) -> int:

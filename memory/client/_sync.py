@@ -288,13 +288,23 @@ class Client(BaseClient):
         """Top-k items by ``vector``, ``keyword`` or ``hybrid`` relevance, best first."""
         return self._call(self._search_call(query, namespaces, k, mode, filter, vector))
 
-    def watch(self, namespaces: Sequence[str] | str | None = None, since: int = 0) -> WatchStream:
+    def watch(
+        self,
+        namespaces: Sequence[str] | str | None = None,
+        since: int = 0,
+        *,
+        query: str | None = None,
+        vector: Sequence[float] | None = None,
+        threshold: float | None = None,
+        filter: dict[str, Any] | None = None,
+    ) -> WatchStream:
         """Changes under the prefixes with revision > ``since``: replayed, then live.
 
         The stream reconnects by itself (after a dropped connection or ``Lagged``) from
         the last revision it handed over; close it when done.
         """
-        return WatchStream(self, WatchCursor(namespaces, since))
+        cursor = WatchCursor(namespaces, since, query, vector, threshold, filter)
+        return WatchStream(self, cursor)
 
     # -- maintenance -----------------------------------------------------------------
     def compact(self, revision: int) -> int:

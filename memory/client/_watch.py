@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import TypeAdapter
 
 from hivemem.memory.client._base import Call, _nothing, error_from_problem
 from hivemem.memory.errors import InvalidInput, Lagged
 from hivemem.memory.models import Change
+from hivemem.memory.search import parse_filter
+from hivemem.memory.subscriptions import check_threshold
 from hivemem.memory.validation import check_prefix
 
 __all__ = ["Event", "EventParser", "WatchCursor", "Resume"]
@@ -69,7 +72,15 @@ class Resume(Exception):
 class WatchCursor:
     """Where a watch stands: the request to (re)connect with and what to hand over."""
 
-    def __init__(self, namespaces: Sequence[str] | str | None, since: int) -> None:
+    def __init__(
+        self,
+        namespaces: Sequence[str] | str | None,
+        since: int,
+        query: str | None = None,
+        vector: Sequence[float] | None = None,
+        threshold: float | None = None,
+        filter: dict[str, Any] | None = None,
+    ) -> None:
         if isinstance(since, bool) or not isinstance(since, int) or since < 0:
             raise InvalidInput("since", "must be a non-negative integer")
         if namespaces is None:
@@ -84,12 +95,30 @@ class WatchCursor:
         ]
         self.since = since
         self.last = since  # the last revision handed to the consumer
+        # The engine's own checks of a subscription, made when the watch is opened.
+        parse_filter(filter)
+        if query is not None and vector is not None:
+            raise InvalidInput("vector", "give a query text or a vector, not both")
+        if threshold is not None:
+            check_threshold(threshold)
+            if query is None and vector is None:
+                raise InvalidInput("threshold", "needs a query or a vector")
+        self.options: list[tuple[str, str]] = []
+        if query is not None:
+            self.options.append(("query", str(query)))
+        if vector is not None:
+            self.options.append(("vector", json.dumps([float(x) for x in vector])))
+        if threshold is not None:
+            self.options.append(("threshold", repr(threshold)))
+        if filter is not None:
+            self.options.append(("filter", json.dumps(filter)))
         self.reconnects = 0
         self.lagged = 0
 
     def call(self) -> Call[None]:
         """The request that continues right after ``last``."""
         params = [("namespaces", n) for n in self.namespaces] + [("since", str(self.last))]
+        params += self.options
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
         if self.last > self.since:
             headers["Last-Event-ID"] = str(self.last)

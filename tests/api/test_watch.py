@@ -284,3 +284,20 @@ def test_websocket_lagged_subscriber_gets_an_error(
         revisions = [m["revision"] for m in messages[:-1]]
         assert revisions == list(range(2, 2 + len(revisions)))
         assert err["resume_revision"] == (revisions[-1] if revisions else 1)
+
+
+def test_websocket_and_sse_take_semantic_and_metadata_subscriptions(
+    client: TestClient, store: Memory
+) -> None:
+    store.put("a", "hit", "deploy incident payments", metadata={"kind": "incident"})
+    store.put("a", "miss", "lunch menu", metadata={"kind": "chat"})
+    url = '/v1/watch/ws?since=0&filter={"kind":"incident"}&query=deploy%20incident&threshold=0.2'
+    with client.websocket_connect(url, headers=H) as ws:
+        msg = ws.receive_json()
+        assert [c["key"] for c in msg["changes"]] == ["hit"] and msg["changes"][0]["score"] > 0.2
+        store.put("a", "later", "payments deploy incident", metadata={"kind": "incident"})
+        assert ws.receive_json()["changes"][0]["key"] == "later"
+    with client.websocket_connect("/v1/watch/ws?since=0&threshold=9&query=x", headers=H) as ws:
+        assert ws.receive_json()["error"]["field"] == "threshold"
+    r = client.get("/v1/watch", params={"since": 0, "vector": "[1, 2"}, headers=H)
+    assert r.status_code == 422 and r.json()["field"] == "vector"

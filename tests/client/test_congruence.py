@@ -416,6 +416,24 @@ def claims_fence_complete_and_release(side: Any, rec: Recorder) -> None:
 
 
 @scenario
+def semantic_and_filtered_watches_deliver_only_matches(side: Any, rec: Recorder) -> None:
+    m = side.mem
+    rec(m.put, "team/n", "a", "deploy incident on payments", metadata={"kind": "incident"})
+    rec(m.put, "team/n", "b", "lunch menu for friday", metadata={"kind": "chat"})
+    rec(m.put, "team/n", "c", "payments deploy rolled back", metadata={"kind": "chat"})
+    rec(m.delete, "team/n", "a")
+
+    def seen(**options: Any) -> Any:
+        got = take(m.watch("team", since=0, **options), 3)
+        return [(c.op, c.key, None if c.score is None else round(c.score, 4)) for c in got]
+
+    rec(seen, query="payments deploy incident", threshold=0.3)
+    rec(lambda: [(c.op, c.key) for c in take(m.watch("team", 0, filter={"kind": "incident"}), 2)])
+    rec(m.watch, "team", 0, threshold=5, query="x")
+    rec(m.watch, "team", 0, filter={"kind": {"$bad": 1}})
+
+
+@scenario
 def invalid_input_names_the_field(side: Any, rec: Recorder) -> None:
     m = side.mem
     rec(m.put, "Team Notes", "k", 1)
