@@ -43,6 +43,7 @@ SECTIONS = [
     "recall",
     "http",
     "subscriptions",
+    "agents",
 ]
 
 
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         "recall": engine.recall,
         "http": lambda: _http().run(quick=args.quick),
         "subscriptions": lambda: _subscriptions().run(changes=100 if args.quick else 200),
+        "agents": lambda: _agents().run((2, 8) if args.quick else (2, 8, 32)),
     }
     for name in SECTIONS:
         if name in sections:
@@ -85,9 +87,17 @@ def main(argv: list[str] | None = None) -> int:
     results_path.write_text(json.dumps(results, indent=2) + "\n")
     if "search" in results:
         plot(results["search"]["points"], HERE / "search_latency.png")
+    if "agents" in results:
+        _agents().plot(results["agents"], HERE / "agents.png")
     (HERE / "RESULTS.md").write_text(report(results))
     step(f"wrote {HERE / 'RESULTS.md'}")
     return 0
+
+
+def _agents():  # type: ignore[no-untyped-def]
+    from bench import agents
+
+    return agents
 
 
 def _subscriptions():  # type: ignore[no-untyped-def]
@@ -268,6 +278,8 @@ def report(r: dict[str, Any]) -> str:
         lines += http.report(r["http"])
     if "subscriptions" in r:
         lines += _subscriptions().report(r["subscriptions"])
+    if "agents" in r:
+        lines += _agents().report(r["agents"])
     return "\n".join(lines) + "\n"
 
 
