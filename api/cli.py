@@ -313,6 +313,19 @@ def _release(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
     _emit(c.release(a.token), out)
 
 
+def _proposals(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    for p in c.proposals(a.prefix, status=None if a.status == "any" else a.status, limit=a.limit):
+        _emit(p, out)
+
+
+def _approve(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    _emit(c.approve(a.proposal_id, a.reason), out)
+
+
+def _reject(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    _emit(c.reject(a.proposal_id, a.reason), out)
+
+
 def _revoke_lease(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
     c.revoke_lease(a.lease_id)
 
@@ -335,7 +348,9 @@ def _grant(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
     if a.revoke:
         c.revoke(a.principal, a.prefix)
     elif a.permission is None:
-        raise InvalidInput("PERMISSION", "is required (read, write or admin) unless --revoke")
+        raise InvalidInput(
+            "PERMISSION", "is required (read, propose, write or admin) unless --revoke"
+        )
     else:
         _emit(c.grant(a.principal, a.prefix, a.permission), out)
 
@@ -580,6 +595,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("release", _release, "give a claimed task back")
     p.add_argument("token", metavar="TOKEN")
 
+    p = cmd("proposals", _proposals, "the review queue: proposals you may see")
+    p.add_argument("--prefix", default="")
+    p.add_argument(
+        "--status", choices=["pending", "approved", "rejected", "expired", "any"], default="pending"
+    )
+    p.add_argument("--limit", type=int, default=100)
+
+    p = cmd("approve", _approve, "apply a pending proposal")
+    p.add_argument("proposal_id", metavar="PROPOSAL_ID")
+    p.add_argument("--reason")
+
+    p = cmd("reject", _reject, "reject a pending proposal")
+    p.add_argument("proposal_id", metavar="PROPOSAL_ID")
+    p.add_argument("--reason")
+
     p = cmd("keys", _keys, "API keys")
     keys = p.add_subparsers(dest="keys_command", required=True, metavar="ACTION")
     keys.add_parser("create", parents=[common], help="new key").add_argument("principal")
@@ -592,7 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("principal", metavar="PRINCIPAL")
     p.add_argument("prefix", metavar="PREFIX")
     p.add_argument(
-        "permission", metavar="PERMISSION", nargs="?", choices=["read", "write", "admin"]
+        "permission", metavar="PERMISSION", nargs="?", choices=["read", "propose", "write", "admin"]
     )
     p.add_argument("--revoke", action="store_true", help="remove the grant instead")
 

@@ -1,6 +1,7 @@
 """Principals, grants and API keys, and the one permission check.
 
-Deny by default. A grant gives ``read`` < ``write`` < ``admin`` on a namespace prefix
+Deny by default. A grant gives ``read`` < ``propose`` < ``write`` < ``admin`` on a
+namespace prefix (``propose``: read, and writes become proposals for review)
 (segment-wise: ``team`` covers ``team`` and ``team/…``, never ``teammates``; ``""``
 covers everything). Grants and keys are cached for at most ``ttl`` seconds, so a
 revocation reaches every process sharing the store within that time.
@@ -22,7 +23,8 @@ from hivemem.memory.validation import check_prefix, in_scope
 
 __all__ = ["ACL", "LEVELS", "check_principal"]
 
-LEVELS = {"read": 1, "write": 2, "admin": 3}
+LEVELS = {"read": 1, "propose": 2, "write": 3, "admin": 4}
+ADMIN = LEVELS["admin"]
 _PRINCIPAL = re.compile(r"[A-Za-z0-9_.@\-]{1,128}")
 _KEY = re.compile(r"hm_([0-9a-f]{16})_([A-Za-z0-9_\-]{20,})")
 
@@ -108,7 +110,7 @@ class ACL:
         check_principal(principal)
         prefix = check_prefix(prefix)
         if permission is not None and permission not in LEVELS:
-            raise InvalidInput("permission", "must be 'read', 'write' or 'admin'")
+            raise InvalidInput("permission", "must be 'read', 'propose', 'write' or 'admin'")
         self.store.acl_set_grant(principal, prefix, permission)
         self.invalidate()
 

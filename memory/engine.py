@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from hivemem.memory.acl import check_principal
+from hivemem.memory.acl import ADMIN, LEVELS, check_principal
 from hivemem.memory.activity import build_activity, check_activity_args
 from hivemem.memory.claims import (
     DEFAULT_CLAIM_TTL,
@@ -52,11 +52,19 @@ from hivemem.memory.models import (
     ListPage,
     NamespaceInfo,
     NamespacePage,
+    Proposal,
     PutOp,
     TxnResult,
 )
-from hivemem.memory.ops import Prepared, PreparedPut, coerce_compare, prepare_ops
+from hivemem.memory.ops import Prepared, PreparedDelete, PreparedPut, coerce_compare, prepare_ops
 from hivemem.memory.plan import TxnPlan
+from hivemem.memory.proposals import (
+    DEFAULT_PROPOSAL_TTL,
+    PROPOSAL_OPS,
+    ProposePlan,
+    ReviewPlan,
+    proposal_of,
+)
 from hivemem.memory.rows import build_model, row_to_change, row_to_item
 from hivemem.memory.search import FUSION_DEPTH, fuse, parse_filter
 from hivemem.memory.subscriptions import DEFAULT_THRESHOLD, Matcher, check_threshold
@@ -70,6 +78,7 @@ from hivemem.memory.validation import (
     check_prefix,
     check_scopes,
     check_text,
+    check_ttl,
     check_vector,
     dump_value,
     in_scope,
@@ -111,6 +120,7 @@ class Memory:
         log: StateLog | None = None,
         index: VectorIndex | None = None,
         principal: str = "admin",
+        proposal_ttl: float = DEFAULT_PROPOSAL_TTL,
     ) -> Memory:
         """Open (or create) a store in the data directory ``path``.
 
@@ -147,6 +157,8 @@ class Memory:
             save_interval=save_interval,
             cleanup_dir=cleanup,
         )
+        ttl = check_ttl(proposal_ttl, "proposal_ttl")
+        core.proposal_ttl = ttl if ttl is not None else DEFAULT_PROPOSAL_TTL
         return cls(core, check_principal(principal), superuser=True)
 
     def as_principal(self, name: str) -> Memory:
@@ -192,7 +204,7 @@ class Memory:
         return list(dict.fromkeys(scopes))
 
     def _require_admin(self, prefix: str) -> None:
-        if not self._superuser and self._core.acl.level(self.principal, prefix) < 3:
+        if not self._superuser and self._core.acl.level(self.principal, prefix) < ADMIN:
             where = repr(prefix) if prefix else "the whole store"
             raise PermissionDenied(f"{self.principal!r} is not admin of {where}")
 
@@ -239,8 +251,11 @@ class Memory:
         vector: Sequence[float] | None = None,
         lease: str | None = None,
         fence: str | None = None,
-    ) -> Item:
+    ) -> Item | Proposal:
         """Write one item and return the version written (see DESIGN.md for options).
+
+        For a principal with ``propose`` (not ``write``) on the namespace the write is
+        not applied: it becomes a pending ``Proposal``, which is returned.
 
         ``lease=id`` attaches the item to a lease: it lives only while the lease does. A
         later put without ``lease`` detaches it (as in etcd); ``lease`` and ``ttl`` are
@@ -262,6 +277,8 @@ class Memory:
             "lease": lease,
             "fence": fence,
         }
+        if self._proposes(namespace):
+            return self._propose(op)
         result = self._run([], [op], [], field="")
         item = result.results[0].item
         assert item is not None
@@ -279,8 +296,9 @@ class Memory:
         if_version: int | None = None,
         *,
         fence: str | None = None,
-    ) -> Item:
-        """Delete an item, leaving a tombstone in history; returns the tombstone."""
+    ) -> Item | Proposal:
+        """Delete an item, leaving a tombstone in history; returns the tombstone
+        (a pending ``Proposal`` for a principal with only ``propose`` here)."""
         op = {
             "op": "delete",
             "namespace": namespace,
@@ -288,6 +306,8 @@ class Memory:
             "if_version": if_version,
             "fence": fence,
         }
+        if self._proposes(namespace):
+            return self._propose(op)
         result = self._run([], [op], [], field="")
         item = result.results[0].item
         assert item is not None
@@ -366,6 +386,92 @@ class Memory:
             else:
                 res.item = row_to_item(row)
         return TxnResult(succeeded=succeeded, revision=revision, results=results)
+
+    # -- proposals -------------------------------------------------------------------
+    def _proposes(self, namespace: Any) -> bool:
+        """True if the caller may propose but not write in ``namespace``."""
+        if self._superuser or not isinstance(namespace, str):
+            return False
+        return self._core.acl.level(self.principal, namespace) == LEVELS["propose"]
+
+    def _propose(self, op: dict[str, Any]) -> Proposal:
+        for name in ("lease", "fence"):
+            if op.get(name) is not None:
+                raise InvalidInput(name, "a proposal cannot carry one")
+        core = self._core
+
+        def require(namespace: str, permission: str) -> None:
+            self._require(namespace, "propose" if permission == "write" else permission)
+
+        try:
+            (prepared,) = prepare_ops(
+                [op], "ops", max_value_bytes=core.max_value_bytes, dim=core.dim, require=require
+            )
+        except InvalidInput as exc:
+            exc.field = exc.field.removeprefix("ops[0].")
+            exc.detail = exc.detail.removeprefix("ops[0].")
+            exc.args = (exc.detail,)
+            raise
+        if isinstance(prepared, PreparedPut):
+            self._embed_missing([prepared])
+        assert isinstance(prepared, PreparedPut | PreparedDelete)
+        plan = ProposePlan(prepared, self.principal, self._core.proposal_ttl)
+        _, _, proposal = self._core.commit(self.principal, plan)
+        return proposal  # type: ignore[no-any-return]
+
+    def _can_review(self, namespace: str) -> bool:
+        return self._superuser or self._core.acl.level(self.principal, namespace) >= LEVELS["write"]
+
+    def _sees(self, proposal: Proposal) -> bool:
+        return proposal.author == self.principal or self._can_review(proposal.namespace)
+
+    def proposals(
+        self, prefix: str = "", status: str | None = "pending", limit: int = 100
+    ) -> builtins.list[Proposal]:
+        """Proposals under ``prefix`` the caller may see (a writer of their namespace,
+        or their author), oldest first; ``status=None`` lists every status."""
+        check_prefix(prefix)
+        if status not in (None, "pending", "approved", "rejected", "expired"):
+            raise InvalidInput("status", "must be pending, approved, rejected, expired or null")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InvalidInput("limit", "must be an integer from 1 to 1000")
+        scope, now = check_prefix(prefix), time.time()
+        out: builtins.list[Proposal] = []
+        for row in self._core.log.proposal_rows():
+            p = _current_status(proposal_of(row), now)
+            if in_scope(p.namespace, scope) and (status is None or p.status == status):
+                if self._sees(p):
+                    out.append(p)
+                    if len(out) == limit:
+                        break
+        return out
+
+    def get_proposal(self, proposal_id: str) -> Proposal:
+        """One proposal the caller may see (NotFound for everyone else)."""
+        rows = self._core.log.history("", check_lease_id(proposal_id, "proposal_id"))
+        rows = [r for r in rows if r.op in PROPOSAL_OPS]
+        if not rows or not self._sees(proposal_of(rows[-1])):
+            raise NotFound(f"no proposal {proposal_id!r}")
+        return _current_status(proposal_of(rows[-1]), time.time())
+
+    def approve(self, proposal_id: str, reason: str | None = None) -> Proposal:
+        """Apply a pending proposal (a three-way merge against its base for objects, a
+        compare-and-swap on its base version otherwise); conflicts raise as for writes."""
+        return self._review(proposal_id, "approved", reason)
+
+    def reject(self, proposal_id: str, reason: str | None = None) -> Proposal:
+        """Reject a pending proposal, recording why."""
+        return self._review(proposal_id, "rejected", reason)
+
+    def _review(self, proposal_id: str, decision: str, reason: str | None) -> Proposal:
+        proposal = self.get_proposal(proposal_id)
+        if not self._can_review(proposal.namespace):
+            raise PermissionDenied(f"{self.principal!r} may not review in {proposal.namespace!r}")
+        if reason is not None and (not isinstance(reason, str) or len(reason) > 4096):
+            raise InvalidInput("reason", "must be a string of at most 4096 characters")
+        plan = ReviewPlan(proposal_id, decision, self.principal, reason)
+        _, _, reviewed = self._core.commit(self.principal, plan)
+        return reviewed  # type: ignore[no-any-return]
 
     # -- leases --------------------------------------------------------------------
     def lease(self, ttl: float = 10) -> Lease:
@@ -661,6 +767,8 @@ class Memory:
         matcher = self._matcher(query, vector, threshold, filter)
         sub = self._core.hub.subscribe(scopes, since, row_to_change, matcher)
         sub.owner = self.principal
+        if matcher is None:  # proposals reach plain watches only
+            sub.sees_entry = lambda row: self._sees(proposal_of(row))
         return sub
 
     def _matcher(
@@ -829,7 +937,7 @@ class Memory:
         return [
             g
             for g in every
-            if g.principal == self.principal or acl.level(self.principal, g.prefix) >= 3
+            if g.principal == self.principal or acl.level(self.principal, g.prefix) >= ADMIN
         ]
 
     def principals(self) -> builtins.list[str]:
@@ -944,3 +1052,10 @@ def _decode_cursor(cursor: Any) -> tuple[str, str]:
     if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)):
         raise InvalidInput("cursor", "is not a cursor returned by list")
     return check_text(pair[0], "cursor"), check_text(pair[1], "cursor")
+
+
+def _current_status(proposal: Proposal, now: float) -> Proposal:
+    """A pending proposal past its expiry reads as expired before the reaper logs it."""
+    if proposal.status == "pending" and proposal.expires_at.timestamp() <= now:
+        return proposal.model_copy(update={"status": "expired"})
+    return proposal

@@ -17,6 +17,7 @@ __all__ = [
     "Change",
     "Hit",
     "Lease",
+    "Proposal",
     "TaskClaim",
     "Claim",
     "Compare",
@@ -44,7 +45,7 @@ __all__ = [
     "ts_to_datetime",
 ]
 
-Permission = Literal["read", "write", "admin"]
+Permission = Literal["read", "propose", "write", "admin"]
 SearchMode = Literal["vector", "keyword", "hybrid"]
 MergeMode = Literal["replace", "patch", "three_way"]
 Scalar = str | int | float | bool | None
@@ -135,11 +136,43 @@ class MergeConflict(_Model):
     absent: list[Literal["base", "ours", "theirs"]] = Field(default_factory=list)
 
 
+class Proposal(_Model):
+    """A write of a ``propose`` principal, waiting for review instead of being applied.
+
+    ``base_version`` is the item's live version the proposal was based on (0: absent).
+    ``status`` is ``pending``, ``approved``, ``rejected`` or ``expired``; a review
+    records who (``reviewed_by``), when and why (``reason``), and an approval the
+    version it wrote (``result_version``).
+    """
+
+    id: str
+    namespace: str
+    key: str
+    op: Literal["put", "delete"]
+    value: Any = None
+    text: str | None = None
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    base_version: int
+    author: str
+    revision: int
+    created_at: datetime
+    expires_at: datetime
+    status: Literal["pending", "approved", "rejected", "expired"] = "pending"
+    reviewed_by: str | None = None
+    reviewed_at: datetime | None = None
+    reason: str | None = None
+    result_version: int | None = None
+
+
 class Change(_Model):
-    """One entry of the log, as subscribers receive it."""
+    """One entry of the log, as subscribers receive it.
+
+    ``propose`` and ``review`` changes carry a ``proposal`` (visible only to writers of
+    its namespace and to its author); the others are changes of items.
+    """
 
     revision: int
-    op: Literal["put", "delete", "expire"]
+    op: Literal["put", "delete", "expire", "propose", "review"]
     namespace: str
     key: str
     version: int
@@ -149,6 +182,7 @@ class Change(_Model):
     time: datetime
     reason: Literal["ttl", "lease"] | None = None
     score: float | None = None
+    proposal: Proposal | None = None
 
 
 class Lease(_Model):

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from hivemem.memory.log.base import Row
-from hivemem.memory.models import Change, Item, TaskClaim
+from hivemem.memory.models import Change, Item, Proposal, TaskClaim
 from hivemem.memory.validation import json_text_depth
 
 __all__ = ["row_to_item", "row_to_change", "build_model", "dt", "render_json", "RENDER_DEPTH"]
@@ -103,7 +103,24 @@ def _claim(raw: str) -> TaskClaim:
 
 
 def row_to_change(row: Row) -> Change:
-    """Build the public change of one stored row."""
+    """Build the public change of one stored row (an item's, or a proposal entry)."""
+    if row.op in ("propose", "review"):
+        proposal = Proposal.model_validate_json(row.info or "{}")
+        return build_model(
+            Change,
+            revision=row.revision,
+            op=row.op,
+            namespace=proposal.namespace,
+            key=proposal.key,
+            version=proposal.base_version,
+            prev_version=None,
+            item=None,
+            author=row.author,
+            time=dt(row.updated_at),
+            reason=None,
+            score=None,
+            proposal=proposal,
+        )
     return build_model(
         Change,
         revision=row.revision,
@@ -117,6 +134,7 @@ def row_to_change(row: Row) -> Change:
         time=dt(row.updated_at),
         reason=json.loads(row.info).get("reason") if row.info else None,
         score=None,
+        proposal=None,
     )
 
 

@@ -57,6 +57,7 @@ class Core:
         self.index = index
         self.embedder = embedder
         self.max_value_bytes = max_value_bytes
+        self.proposal_ttl = 7 * 86400.0  # set by Memory.open
         self.acl = ACL(log.acl())
         self.write_lock = threading.RLock()
         self.cleanup_dir = cleanup_dir
@@ -299,6 +300,21 @@ class Core:
                 self.after_commit(revision, rows, replaced)
         return revision, rows, payload
 
+    def expire_proposals(self) -> int:
+        """Record the expiry of every pending proposal past its deadline."""
+        from hivemem.memory.errors import HivememError
+        from hivemem.memory.proposals import ReviewPlan, proposal_of
+
+        now, expired = time.time(), 0
+        for row in self.log.proposal_rows():
+            if row.op == "propose" and proposal_of(row).expires_at.timestamp() <= now:
+                try:
+                    self.commit(SYSTEM_PRINCIPAL, ReviewPlan(row.key, "expired", SYSTEM_PRINCIPAL))
+                    expired += 1
+                except HivememError:
+                    pass  # reviewed meanwhile
+        return expired
+
     def end_due_leases(self) -> int:
         """End every lease whose deadline has passed (one revision per lease)."""
         from hivemem.memory.errors import NotFound
@@ -319,6 +335,7 @@ class Core:
                 self.sync()
                 self.expire_due()
                 self.end_due_leases()
+                self.expire_proposals()
                 if time.monotonic() - self._last_save > self.save_interval:
                     self.save_index()
             except Exception:  # the reaper must outlive transient errors (busy, closed)

@@ -11,6 +11,7 @@ Revisions are delivered in order, whole, once each.
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -24,6 +25,7 @@ from hivemem.memory.validation import in_scope
 __all__ = ["WatchHub", "Subscription"]
 
 Batch = tuple[int, list[Row]]
+ENTRY_OPS = frozenset({"propose", "review"})  # log entries some watchers may see
 
 
 class WatchHub:
@@ -106,6 +108,8 @@ class Subscription:
         self.scopes = scopes
         self.owner = ""  # the principal watching (set by the engine), for activity counts
         self.matcher = matcher
+        #: Who may see a proposal entry; None: this stream carries no proposals.
+        self.sees_entry: Callable[[Row], bool] | None = None
         self.delivered = since  # the last revision handed to the consumer
         self._taken = since  # the last revision the consumer has taken (it will hand it on)
         self.convert = convert
@@ -118,11 +122,19 @@ class Subscription:
 
     # -- producer side -------------------------------------------------------------
     def _visible(self, rows: list[Row]) -> list[Row]:
-        return [
-            r
-            for r in rows
-            if r.op in ITEM_OPS and any(in_scope(r.namespace, s) for s in self.scopes)
-        ]
+        out = []
+        for r in rows:
+            if r.op in ITEM_OPS:
+                if any(in_scope(r.namespace, s) for s in self.scopes):
+                    out.append(r)
+            elif r.op in ENTRY_OPS and self.sees_entry is not None and self._in_scope(r):
+                if self.sees_entry(r):
+                    out.append(r)
+        return out
+
+    def _in_scope(self, row: Row) -> bool:
+        namespace = json.loads(row.info or "{}").get("namespace", "")
+        return bool(namespace) and any(in_scope(namespace, s) for s in self.scopes)
 
     def _offer(self, revision: int, rows: list[Row]) -> None:
         cut_off = False

@@ -158,11 +158,12 @@ class HivememStore(BaseStore):
         try:
             # An empty merge patch keeps value, text, metadata and vector: only the
             # expiry moves. if_version: a concurrent write wins and sets its own TTL.
-            return self.memory.put(
+            written = self.memory.put(
                 hm.namespace, hm.key, {}, merge="patch", ttl=ttl, if_version=hm.version
             )
         except (PermissionDenied, Conflict, NotFound):
             return hm
+        return written if isinstance(written, HmItem) else hm  # a proposer's put: unchanged
 
     def _search(self, op: SearchOp) -> list[SearchItem]:
         prefix = self._ns(op.namespace_prefix) if op.namespace_prefix else self.root

@@ -14,6 +14,7 @@ __all__ = [
     "KEY_CREATED",
     "LEASE",
     "CLAIM",
+    "PROPOSAL",
     "ok",
 ]
 
@@ -78,6 +79,25 @@ CLAIM: dict[str, Any] = {
         },
     },
     "lease": "6c1f0a9e2b7d4358",
+}
+PROPOSAL: dict[str, Any] = {
+    "id": "9a41c07e5d2b8f13",
+    "namespace": "team/plan",
+    "key": "launch",
+    "op": "put",
+    "value": {"date": "2025-02-03"},
+    "text": None,
+    "metadata": {},
+    "base_version": 4,
+    "author": "intern-agent",
+    "revision": 51,
+    "created_at": "2025-01-06T09:00:00Z",
+    "expires_at": "2025-01-13T09:00:00Z",
+    "status": "pending",
+    "reviewed_by": None,
+    "reviewed_at": None,
+    "reason": None,
+    "result_version": None,
 }
 GRANT: dict[str, Any] = {"principal": "planner", "prefix": "team", "permission": "write"}
 KEY_INFO: dict[str, Any] = {

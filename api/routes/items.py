@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hivemem.api.deps import Caller
 from hivemem.api.problems import problem_responses
-from hivemem.api.routes.examples import ITEM, TOMBSTONE, ok
+from hivemem.api.routes.examples import ITEM, PROPOSAL, TOMBSTONE, ok
 from hivemem.memory.errors import InvalidInput
-from hivemem.memory.models import Item, ListPage, NamespacePage
+from hivemem.memory.models import Item, ListPage, NamespacePage, Proposal
 from hivemem.memory.validation import MAX_JSON_DEPTH, json_text_depth
 
 __all__ = ["router", "PutBody"]
@@ -76,16 +76,38 @@ PUT_EXAMPLES = {
 @router.put(
     ITEM_PATH,
     summary="Write an item",
-    responses={**ok(ITEM), **problem_responses(401, 403, 409, 413, 422)},
+    response_model=Item,
+    responses={
+        **ok(ITEM),
+        202: {
+            "description": "A proposal (the caller may only propose here)",
+            "content": {
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/Proposal"},
+                    "example": PROPOSAL,
+                }
+            },
+        },
+        **problem_responses(401, 403, 409, 413, 422),
+    },
 )
 def put_item(
     mem: Caller,
     namespace: str,
     key: str,
     body: Annotated[PutBody, Body(openapi_examples=PUT_EXAMPLES)],
-) -> Item:
-    """Write one version of an item (last-writer-wins unless ``if_version`` or a merge)."""
-    return mem.put(namespace, key, **body.model_dump())
+) -> Any:
+    """Write one version of an item (last-writer-wins unless ``if_version`` or a merge).
+
+    A principal with only ``propose`` here gets ``202`` and the pending ``Proposal``.
+    """
+    return _written(mem.put(namespace, key, **body.model_dump()))
+
+
+def _written(result: Item | Proposal) -> Any:
+    if isinstance(result, Proposal):
+        return Response(result.model_dump_json(), status_code=202, media_type="application/json")
+    return result
 
 
 @router.get(
@@ -137,6 +159,7 @@ def _query_int(request: Request, name: str) -> int | None:
 @router.delete(
     ITEM_PATH,
     summary="Delete an item",
+    response_model=Item,
     responses={**ok(TOMBSTONE), **problem_responses(401, 403, 404, 409, 422)},
 )
 def delete_item(
@@ -149,9 +172,10 @@ def delete_item(
     fence: Annotated[
         str | None, Query(description="A claim's fencing token: delete only while it is current.")
     ] = None,
-) -> Item:
-    """Leave a tombstone (history is kept); returns the tombstone."""
-    return mem.delete(namespace, key, if_version=if_version, fence=fence)
+) -> Any:
+    """Leave a tombstone (history is kept); returns the tombstone (202 and a
+    ``Proposal`` for a principal with only ``propose``)."""
+    return _written(mem.delete(namespace, key, if_version=if_version, fence=fence))
 
 
 @router.get(

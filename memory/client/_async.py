@@ -40,6 +40,7 @@ from hivemem.memory.models import (
     Lease,
     ListPage,
     NamespacePage,
+    Proposal,
     PutOp,
     TxnResult,
 )
@@ -155,8 +156,9 @@ class AsyncClient(BaseClient):
         vector: Sequence[float] | None = None,
         lease: str | None = None,
         fence: str | None = None,
-    ) -> Item:
-        """Write one item and return the version written (see ``Memory.put``)."""
+    ) -> Item | Proposal:
+        """Write one item and return the version written (see ``Memory.put``); a
+        proposer gets the pending ``Proposal``."""
         return await self._call(
             self._put_call(
                 namespace,
@@ -186,8 +188,9 @@ class AsyncClient(BaseClient):
         if_version: int | None = None,
         *,
         fence: str | None = None,
-    ) -> Item:
-        """Delete an item, leaving a tombstone in history; returns the tombstone."""
+    ) -> Item | Proposal:
+        """Delete an item, leaving a tombstone in history; returns the tombstone (a
+        proposer gets the pending ``Proposal``)."""
         return await self._call(self._delete_call(namespace, key, if_version, fence))
 
     async def txn(
@@ -237,6 +240,25 @@ class AsyncClient(BaseClient):
     async def release(self, token: str) -> Item:
         """Give the claimed task back (open again, or dead once out of attempts)."""
         return await self._call(self._release_call(token))
+
+    # -- proposals -------------------------------------------------------------------
+    async def proposals(
+        self, prefix: str = "", status: str | None = "pending", limit: int = 100
+    ) -> builtins.list[Proposal]:
+        """Proposals under ``prefix`` the caller may see; ``status=None``: every status."""
+        return await self._call(self._proposals_call(prefix, status, limit))
+
+    async def get_proposal(self, proposal_id: str) -> Proposal:
+        """One proposal the caller may see."""
+        return await self._call(self._get_proposal_call(proposal_id))
+
+    async def approve(self, proposal_id: str, reason: str | None = None) -> Proposal:
+        """Apply a pending proposal against its base version (Conflict as for writes)."""
+        return await self._call(self._review_call(proposal_id, "approve", reason))
+
+    async def reject(self, proposal_id: str, reason: str | None = None) -> Proposal:
+        """Reject a pending proposal, recording why."""
+        return await self._call(self._review_call(proposal_id, "reject", reason))
 
     # -- reads -----------------------------------------------------------------------
     async def get(self, namespace: str, key: str, at_revision: int | None = None) -> Item:

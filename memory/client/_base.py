@@ -41,6 +41,7 @@ from hivemem.memory.models import (
     Lease,
     ListPage,
     NamespacePage,
+    Proposal,
     TxnResult,
 )
 from hivemem.memory.validation import check_key, check_namespace
@@ -131,6 +132,16 @@ def _many(adapter: TypeAdapter[Any]) -> Callable[[httpx.Response], Any]:
 
 def _claim_or_none(r: httpx.Response) -> Claim | None:
     return None if r.status_code == 204 else Claim.model_validate_json(r.content)
+
+
+def _item_or_proposal(r: httpx.Response) -> Item | Proposal:
+    """A write's answer: the item, or (202) the proposal a proposer's write became."""
+    if r.status_code == 202:
+        return Proposal.model_validate_json(r.content)
+    return Item.model_validate_json(r.content)
+
+
+_PROPOSALS = TypeAdapter(list[Proposal])
 
 
 def _nothing(_: httpx.Response) -> None:
@@ -271,7 +282,9 @@ class BaseClient:
         return Unavailable(f"cannot reach {self.base_url}: {type(exc).__name__}: {exc}")
 
     # -- items ---------------------------------------------------------------------
-    def _put_call(self, namespace: str, key: str, value: Any, **options: Any) -> Call[Item]:
+    def _put_call(
+        self, namespace: str, key: str, value: Any, **options: Any
+    ) -> Call[Item | Proposal]:
         body: dict[str, Any] = {"value": value}
         if options.get("vector") is not None:
             options["vector"] = _vector(options["vector"])
@@ -281,7 +294,7 @@ class BaseClient:
         return Call(
             "PUT",
             "/v1/items" + item_path(namespace, key),
-            _model(Item),
+            _item_or_proposal,
             content=encode_json(body),
             retry=options.get("if_version") is not None,
         )
@@ -293,12 +306,12 @@ class BaseClient:
 
     def _delete_call(
         self, namespace: str, key: str, if_version: int | None, fence: str | None = None
-    ) -> Call[Item]:
+    ) -> Call[Item | Proposal]:
         params = [] if if_version is None else [("if_version", str(if_version))]
         if fence is not None:
             params.append(("fence", str(fence)))
         path = "/v1/items" + item_path(namespace, key)
-        return Call("DELETE", path, _model(Item), params=params, retry=if_version is not None)
+        return Call("DELETE", path, _item_or_proposal, params=params, retry=if_version is not None)
 
     def _history_call(self, namespace: str, key: str) -> Call[list[Item]]:
         path = "/v1/history" + item_path(namespace, key)
@@ -419,6 +432,20 @@ class BaseClient:
     def _release_call(self, token: str) -> Call[Item]:
         content = encode_json({"token": token})
         return Call("POST", "/v1/claims/release", _model(Item), content=content)
+
+    # -- proposals ---------------------------------------------------------------------
+    def _proposals_call(self, prefix: str, status: str | None, limit: int) -> Call[list[Proposal]]:
+        params = [("prefix", prefix or ""), ("status", status or "any"), ("limit", str(limit))]
+        return Call("GET", "/v1/proposals", _many(_PROPOSALS), params=_strs(params), retry=True)
+
+    def _get_proposal_call(self, proposal_id: str) -> Call[Proposal]:
+        path = f"/v1/proposals/{quote(str(proposal_id), safe='')}"
+        return Call("GET", path, _model(Proposal), retry=True)
+
+    def _review_call(self, proposal_id: str, verb: str, reason: str | None) -> Call[Proposal]:
+        path = f"/v1/proposals/{quote(str(proposal_id), safe='')}/{verb}"
+        body = encode_json({"reason": reason})
+        return Call("POST", path, _model(Proposal), content=body)
 
     # -- maintenance -------------------------------------------------------------------
     def _compact_call(self, revision: int) -> Call[int]:

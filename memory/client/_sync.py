@@ -38,6 +38,7 @@ from hivemem.memory.models import (
     Lease,
     ListPage,
     NamespacePage,
+    Proposal,
     PutOp,
     TxnResult,
 )
@@ -152,8 +153,9 @@ class Client(BaseClient):
         vector: Sequence[float] | None = None,
         lease: str | None = None,
         fence: str | None = None,
-    ) -> Item:
-        """Write one item and return the version written (see ``Memory.put``)."""
+    ) -> Item | Proposal:
+        """Write one item and return the version written (see ``Memory.put``); a
+        proposer gets the pending ``Proposal``."""
         return self._call(
             self._put_call(
                 namespace,
@@ -183,8 +185,9 @@ class Client(BaseClient):
         if_version: int | None = None,
         *,
         fence: str | None = None,
-    ) -> Item:
-        """Delete an item, leaving a tombstone in history; returns the tombstone."""
+    ) -> Item | Proposal:
+        """Delete an item, leaving a tombstone in history; returns the tombstone (a
+        proposer gets the pending ``Proposal``)."""
         return self._call(self._delete_call(namespace, key, if_version, fence))
 
     def txn(
@@ -234,6 +237,25 @@ class Client(BaseClient):
     def release(self, token: str) -> Item:
         """Give the claimed task back (open again, or dead once out of attempts)."""
         return self._call(self._release_call(token))
+
+    # -- proposals -------------------------------------------------------------------
+    def proposals(
+        self, prefix: str = "", status: str | None = "pending", limit: int = 100
+    ) -> builtins.list[Proposal]:
+        """Proposals under ``prefix`` the caller may see; ``status=None``: every status."""
+        return self._call(self._proposals_call(prefix, status, limit))
+
+    def get_proposal(self, proposal_id: str) -> Proposal:
+        """One proposal the caller may see."""
+        return self._call(self._get_proposal_call(proposal_id))
+
+    def approve(self, proposal_id: str, reason: str | None = None) -> Proposal:
+        """Apply a pending proposal against its base version (Conflict as for writes)."""
+        return self._call(self._review_call(proposal_id, "approve", reason))
+
+    def reject(self, proposal_id: str, reason: str | None = None) -> Proposal:
+        """Reject a pending proposal, recording why."""
+        return self._call(self._review_call(proposal_id, "reject", reason))
 
     # -- reads -----------------------------------------------------------------------
     def get(self, namespace: str, key: str, at_revision: int | None = None) -> Item:

@@ -273,6 +273,10 @@ class StateLog(Protocol):
         """Keys of live items whose TTL has passed."""
         ...
 
+    def proposal_rows(self) -> list[Row]:
+        """The newest entry (``propose`` or ``review``) of every proposal, oldest first."""
+        ...
+
     def due_leases(self, now: float, limit: int) -> list[str]:
         """Ids of leases not ended whose deadline has passed."""
         ...

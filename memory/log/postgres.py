@@ -491,6 +491,14 @@ class PostgresLog:
         return out
 
     # -- leases ----------------------------------------------------------------------
+    def proposal_rows(self) -> list[Row]:
+        return _rows(
+            self._read(
+                f"SELECT {_ROW_COLS} FROM changes c WHERE c.id IN (SELECT MAX(id) FROM changes "
+                "WHERE namespace = '' AND op IN ('propose', 'review') GROUP BY key) ORDER BY c.id"
+            )
+        )
+
     def due_leases(self, now: float, limit: int) -> list[str]:
         found = self._read(
             "SELECT id FROM leases WHERE ended_revision IS NULL AND deadline <= %s "

@@ -433,6 +433,13 @@ class SQLiteLog:
         return out
 
     # -- leases ----------------------------------------------------------------------
+    def proposal_rows(self) -> list[Row]:
+        cur = self._r().execute(
+            f"SELECT {_ROW_COLS} FROM changes c WHERE c.id IN (SELECT MAX(id) FROM changes "
+            "WHERE namespace = '' AND op IN ('propose', 'review') GROUP BY key) ORDER BY c.id"
+        )
+        return [Row(*r) for r in cur]
+
     def due_leases(self, now: float, limit: int) -> list[str]:
         cur = self._r().execute(
             "SELECT id FROM leases WHERE ended_revision IS NULL AND deadline <= ? "
