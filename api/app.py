@@ -111,6 +111,7 @@ def open_memory(settings: Settings, **options: Any) -> Memory:
         settings.data_dir,
         durability=settings.durability,
         watch_queue=settings.watch_queue,
+        proposal_ttl=settings.proposal_ttl,
         log=log,
         **options,
     )

@@ -31,6 +31,8 @@ class Settings:
     #: ``postgresql://…``: share one log between API replicas (each keeps its own
     #: vector index in ``data_dir``, caught up from the log). Unset: SQLite in data_dir.
     log_url: str | None = None
+    #: Seconds a proposal waits for review before it expires (7 days).
+    proposal_ttl: float = 7 * 86400.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

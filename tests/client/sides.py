@@ -19,7 +19,9 @@ from hivemem.memory import Memory
 from hivemem.memory.client import AsyncClient, Client
 from hivemem.memory.errors import Conflict, HivememError
 
-TIMESTAMPS = frozenset({"created_at", "updated_at", "expires_at", "time", "revoked_at"})
+TIMESTAMPS = frozenset(
+    {"created_at", "updated_at", "expires_at", "time", "revoked_at", "reviewed_at"}
+)
 RANDOM_IDS = frozenset({"lease"})  # lease ids are random: compare whether they are set
 
 

@@ -433,6 +433,47 @@ def semantic_and_filtered_watches_deliver_only_matches(side: Any, rec: Recorder)
     rec(m.watch, "team", 0, filter={"kind": {"$bad": 1}})
 
 
+def _proposal_view(p: Any) -> Any:
+    """A proposal without its random id."""
+    if p is None:
+        return None
+    out = normalize(p)
+    out["id"] = out["id"] is not None
+    return out
+
+
+@scenario
+def proposals_wait_for_review(side: Any, rec: Recorder) -> None:
+    m = side.mem
+    m.grant("intern", "team", "propose")
+    m.grant("lead", "team", "write")
+    m.grant("reader", "team", "read")
+    intern, lead = side.as_principal("intern"), side.as_principal("lead")
+    reader = side.as_principal("reader")
+    rec(m.put, "team/plan", "launch", {"date": "mon", "owner": "a"})
+    p = intern.put("team/plan", "launch", {"date": "tue", "owner": "a"})
+    rec(lambda: _proposal_view(p))
+    rec(m.get, "team/plan", "launch")
+    rec(lambda: [_proposal_view(x) for x in lead.proposals("team")])
+    rec(lambda: reader.proposals())
+    rec(reader.get_proposal, p.id)
+    rec(intern.approve, p.id)
+    rec(m.put, "team/plan", "launch", {"date": "mon", "owner": "b"})
+    rec(lambda: _proposal_view(lead.approve(p.id, "ok")))
+    rec(m.get, "team/plan", "launch")
+    rec(lambda: _conflict_state(lead.reject, p.id, "late"))
+    d = intern.delete("team/plan", "launch")
+    rec(lambda: _proposal_view(lead.reject(d.id, "keep it")))
+    rec(
+        lambda: [
+            (c.op, c.proposal.status if c.proposal else None)
+            for c in take(lead.watch("team", since=0), 7)
+        ]
+    )
+    rec(intern.put, "team/plan", "x", 1, metadata={"bad key": 1})
+    rec(m.proposals, status="maybe")
+
+
 @scenario
 def invalid_input_names_the_field(side: Any, rec: Recorder) -> None:
     m = side.mem
