@@ -33,6 +33,7 @@ from hivemem.memory.claims import (
 )
 from hivemem.memory.embed import Embedder, default_embedder
 from hivemem.memory.errors import Compacted, Conflict, InvalidInput, NotFound, PermissionDenied
+from hivemem.memory.exchange import Importer, lease_records
 from hivemem.memory.index.base import VectorIndex
 from hivemem.memory.leases import EndPlan, GrantPlan, check_lease_id, check_lease_ttl, lease_model
 from hivemem.memory.log.base import LeaseRecord, Row, StateLog
@@ -328,9 +329,10 @@ class Memory:
         success: list[Any],
         failure: list[Any],
         field: str | None,
+        claims: dict[tuple[str, str], str] | None = None,
     ) -> TxnResult:
         try:
-            return self._run_checked(compare, success, failure, field)
+            return self._run_checked(compare, success, failure, field, claims)
         except Conflict as exc:  # refused writes never reach the log: count them here
             self._core.count_conflict(exc, self.principal)
             raise
@@ -347,11 +349,15 @@ class Memory:
         success: list[Any],
         failure: list[Any],
         field: str | None,
+        claims: dict[tuple[str, str], str] | None = None,
     ) -> TxnResult:
         for name, ops in (("success", success), ("failure", failure), ("compare", compare)):
             if not isinstance(ops, list | tuple):
                 raise InvalidInput(name, "must be a list")
         ops_ok = self._prepare(success, "ops" if field == "" else (field or "success"))
+        for p in ops_ok:
+            if claims and isinstance(p, PreparedPut):
+                p.claim_json = claims.get((p.namespace, p.key))
         ops_fail = self._prepare(failure, "failure")
         compares = [coerce_compare(c, f"compare[{i}].") for i, c in enumerate(compare)]
         for c in compares:
@@ -974,39 +980,62 @@ class Memory:
     def export(
         self, prefix: str = "", *, vectors: bool = True, batch: int = 1000
     ) -> Iterator[dict[str, Any]]:
-        """Current items under ``prefix`` as JSON-ready records (with vectors)."""
+        """Current items under ``prefix`` as JSON-ready records (with vectors), with
+        their claim state; before its first item, each living lease they are attached
+        to or claimed under (``"kind": "lease"``); then the pending proposals the caller
+        may see (``"kind": "proposal"``)."""
         scopes = self._scopes(prefix, "prefix")
-        after = None
+        after, leases = None, set[str]()
         while True:
             rows = self._core.log.list_items(scopes, [], batch, after, time.time())
             for row in rows:
                 record = row_to_item(row).model_dump(mode="json")
+                yield from lease_records(self._core.log, record, leases)
                 if vectors and row.vector is not None:
                     record["vector"] = np.frombuffer(row.vector, dtype=np.float32).tolist()
                 yield record
             if len(rows) < batch:
-                return
+                break
             after = (rows[-1].namespace, rows[-1].key)
+        for proposal in self.proposals(prefix, status="pending", limit=1000):
+            yield {"kind": "proposal", **proposal.model_dump(mode="json")}
 
     def import_items(self, records: Iterable[dict[str, Any]], batch: int = 500) -> int:
-        """Write exported records back (one revision per batch); returns the count."""
-        count = 0
+        """Write exported records back (one revision per batch); returns the count.
+
+        Lease records grant a lease for what was left of it (held by the importer;
+        the same id when it is free), items keep their lease and claim state, and
+        proposal records are proposed again in their author's name.
+        """
+        count, imported = 0, Importer(self)
         chunk: builtins.list[dict[str, Any]] = []
         for n, rec in enumerate(records):
             if not isinstance(rec, dict):
                 raise InvalidInput(f"records[{n}]", "must be an object")
-            fields = ("namespace", "key", "value", "text", "metadata", "vector")
-            chunk.append({f: rec[f] for f in fields if f in rec})
+            if rec.get("kind", "item") != "item":
+                if chunk:
+                    count += self._import_chunk(chunk, n - len(chunk), imported.claims)
+                    chunk = []
+                count += imported.entry(rec, f"records[{n}]")
+                continue
+            op = imported.item(rec)
+            if op is not None:
+                chunk.append(op)
             if len(chunk) >= batch:
-                count += self._import_chunk(chunk, n + 1 - len(chunk))
+                count += self._import_chunk(chunk, n + 1 - len(chunk), imported.claims)
                 chunk = []
         if chunk:
-            count += self._import_chunk(chunk, count)
+            count += self._import_chunk(chunk, count, imported.claims)
         return count
 
-    def _import_chunk(self, chunk: builtins.list[dict[str, Any]], first: int) -> int:
+    def _import_chunk(
+        self,
+        chunk: builtins.list[dict[str, Any]],
+        first: int,
+        claims: dict[tuple[str, str], str] | None = None,
+    ) -> int:
         try:
-            return len(self._run([], chunk, [], field="records").results)
+            return len(self._run([], chunk, [], field="records", claims=claims).results)
         except InvalidInput as exc:
             match = re.match(r"records\[(\d+)\]", exc.field)
             if match:  # name the record by its place in the whole import

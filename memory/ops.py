@@ -60,6 +60,8 @@ class PreparedPut:
     fence: tuple[str, str, int] | None = None
     #: Where the op came from (``ops[2].``): names the field of a check made later.
     field: str = ""
+    #: A task's claim state restored by import (never taken from a caller's op).
+    claim_json: str | None = None
 
 
 @dataclass

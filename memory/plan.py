@@ -223,7 +223,8 @@ class TxnPlan:
             created,
             expires,
             lease=op.lease,
-            claim=cur.claim if cur is not None else None,  # task state outlives new values
+            # task state outlives new values (an import restores an exported one)
+            claim=op.claim_json if op.claim_json is not None else (cur.claim if cur else None),
         )
         self._stage(k, change)
         return build_model(
