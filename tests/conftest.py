@@ -76,3 +76,23 @@ def sqlite_mem(tmp_path, embedder) -> Iterator[Memory]:  # type: ignore[no-untyp
     m = Memory.open(str(tmp_path / "data"), embedder=embedder, reaper_interval=None)
     yield m
     m.close()
+
+
+class Clock:
+    """Moves ``time.time`` forward on demand, so expiry is tested without sleeping."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """A wall clock under the test's control (every module reads ``time.time()``)."""
+    import time
+
+    real, c = time.time, Clock()
+    monkeypatch.setattr(time, "time", lambda: real() + c.offset)
+    return c

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from hivemem.memory import Memory
 from tests.api.helpers import ADMIN_KEY, bearer
+from tests.conftest import Clock
 
 H = bearer(ADMIN_KEY)
 
@@ -44,21 +43,21 @@ def test_lease_routes_name_bad_input(client: TestClient) -> None:
 
 
 def test_websocket_keepalive_renews_per_message_and_closing_does_not_revoke(
-    client: TestClient, store: Memory
+    client: TestClient, store: Memory, clock: Clock
 ) -> None:
-    lease = client.post("/v1/leases", json={"ttl": 0.5}, headers=H).json()
+    lease = client.post("/v1/leases", json={"ttl": 5}, headers=H).json()
     store.put("team/p", "a", 1, lease=lease["id"])
     url = f"/v1/leases/{lease['id']}/keepalive/ws"
     with client.websocket_connect(url, headers=H) as ws:
         deadlines = []
         for _ in range(4):
-            time.sleep(0.2)
+            clock.advance(3)
             ws.send_text("{}")
             deadlines.append(ws.receive_json()["expires_at"])
         assert deadlines == sorted(deadlines) and len(set(deadlines)) == 4
-    assert store.get("team/p", "a").value == 1  # 0.8 s > ttl: renewing kept it alive
+    assert store.get("team/p", "a").value == 1  # 12 s > ttl: renewing kept it alive
     assert store.get_lease(lease["id"]).alive  # closed, not revoked
-    time.sleep(0.6)
+    clock.advance(6)
     with client.websocket_connect(url, headers=H) as ws:
         ws.send_text("{}")
         assert ws.receive_json()["error"]["status"] == 404

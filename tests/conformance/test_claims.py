@@ -3,11 +3,10 @@ the claim's lease, stale tokens refused on every kind of write, attempts and dea
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from hivemem.memory import Conflict, InvalidInput, Memory, NotFound, PermissionDenied
+from tests.conftest import Clock
 
 
 def _tasks(mem: Memory, n: int, ns: str = "team/tasks") -> None:
@@ -62,12 +61,14 @@ def test_complete_marks_done_once_and_ends_the_claims_own_lease(mem: Memory) -> 
     assert mem.claim("team/tasks") is None
 
 
-def test_an_expired_claim_reopens_the_task_and_its_token_goes_stale(mem: Memory) -> None:
+def test_an_expired_claim_reopens_the_task_and_its_token_goes_stale(
+    mem: Memory, clock: Clock
+) -> None:
     _tasks(mem, 1)
-    stalled = mem.claim("team/tasks", ttl=0.15)
+    stalled = mem.claim("team/tasks", ttl=5)
     assert stalled is not None
     mem.put("team/results", "t0", "partial", fence=stalled.token)  # while it holds
-    time.sleep(0.25)
+    clock.advance(6)
     with pytest.raises(Conflict):  # lost to expiry, even before anyone re-claims
         mem.put("team/results", "t0", "late", fence=stalled.token)
     again = mem.claim("team/tasks")
@@ -94,13 +95,13 @@ def test_an_expired_claim_reopens_the_task_and_its_token_goes_stale(mem: Memory)
     assert mem.complete(again.token).claim.state == "done"  # type: ignore[union-attr]
 
 
-def test_the_reaper_reopens_tasks_when_the_claims_lease_ends(mem: Memory) -> None:
+def test_the_reaper_reopens_tasks_when_the_claims_lease_ends(mem: Memory, clock: Clock) -> None:
     _tasks(mem, 2)
-    lease = mem.lease(ttl=0.15)
+    lease = mem.lease(ttl=5)
     a = mem.claim("team/tasks", lease=lease.id)
     b = mem.claim("team/tasks", lease=lease.id)
     assert a is not None and b is not None and a.lease == b.lease == lease.id
-    time.sleep(0.25)
+    clock.advance(6)
     start = mem.revision
     assert mem._core.end_due_leases() == 1
     assert mem.revision == start + 1  # both tasks reopen in the revision ending the lease

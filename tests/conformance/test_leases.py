@@ -8,6 +8,7 @@ import time
 import pytest
 
 from hivemem.memory import InvalidInput, Memory, NotFound
+from tests.conftest import Clock
 
 
 def _changes(mem: Memory, since: int) -> list[tuple[int, str, str, str | None]]:
@@ -53,11 +54,13 @@ def test_revoking_expires_every_attached_item_in_one_revision(mem: Memory) -> No
         mem.revoke_lease(lease.id)
 
 
-def test_attached_items_vanish_at_the_deadline_and_the_reaper_expires_them(mem: Memory) -> None:
-    lease = mem.lease(ttl=0.2)
+def test_attached_items_vanish_at_the_deadline_and_the_reaper_expires_them(
+    mem: Memory, clock: Clock
+) -> None:
+    lease = mem.lease(ttl=5)
     mem.put("team/p", "a", 1, lease=lease.id)
     mem.put("team/p", "b", 2, lease=lease.id)
-    time.sleep(0.3)
+    clock.advance(6)
     with pytest.raises(NotFound):  # gone at once, before any reaper runs
         mem.get("team/p", "a")
     assert mem.list("team").items == []
@@ -70,10 +73,10 @@ def test_attached_items_vanish_at_the_deadline_and_the_reaper_expires_them(mem: 
     assert mem._core.end_due_leases() == 0
 
 
-def test_a_lease_past_its_deadline_is_never_revived(mem: Memory) -> None:
-    lease = mem.lease(ttl=0.1)
+def test_a_lease_past_its_deadline_is_never_revived(mem: Memory, clock: Clock) -> None:
+    lease = mem.lease(ttl=5)
     mem.put("team/p", "a", 1, lease=lease.id)
-    time.sleep(0.2)
+    clock.advance(6)
     with pytest.raises(NotFound):
         mem.keepalive(lease.id)
     with pytest.raises(NotFound):
@@ -83,11 +86,11 @@ def test_a_lease_past_its_deadline_is_never_revived(mem: Memory) -> None:
     assert mem._core.end_due_leases() == 0
 
 
-def test_keepalives_keep_attached_items_alive(mem: Memory) -> None:
-    lease = mem.lease(ttl=0.3)
+def test_keepalives_keep_attached_items_alive(mem: Memory, clock: Clock) -> None:
+    lease = mem.lease(ttl=5)
     mem.put("team/p", "a", 1, lease=lease.id)
     for _ in range(4):
-        time.sleep(0.15)
+        clock.advance(3)
         mem.keepalive(lease.id)
     assert mem.get("team/p", "a").value == 1
     assert mem._core.end_due_leases() == 0
@@ -101,11 +104,13 @@ def test_a_put_without_lease_detaches_the_item(mem: Memory) -> None:
     assert mem.get("team/p", "a").value == 2
 
 
-def test_a_write_to_an_item_of_a_dead_lease_ends_the_whole_lease_first(mem: Memory) -> None:
-    lease = mem.lease(ttl=0.1)
+def test_a_write_to_an_item_of_a_dead_lease_ends_the_whole_lease_first(
+    mem: Memory, clock: Clock
+) -> None:
+    lease = mem.lease(ttl=5)
     mem.put("team/p", "a", 1, lease=lease.id)
     mem.put("team/p", "b", 1, lease=lease.id)
-    time.sleep(0.2)
+    clock.advance(6)
     start = mem.revision
     item = mem.put("team/p", "a", 2)
     assert item.version == 3  # 1 put, 2 expire, 3 this put
@@ -168,9 +173,9 @@ def test_another_principals_lease_looks_missing(mem: Memory) -> None:
         a1.get("team/p", "x")
 
 
-def test_ttl_expiries_carry_reason_ttl(mem: Memory) -> None:
-    mem.put("team/p", "t", 1, ttl=0.05)
-    time.sleep(0.1)
+def test_ttl_expiries_carry_reason_ttl(mem: Memory, clock: Clock) -> None:
+    mem.put("team/p", "t", 1, ttl=5)
+    clock.advance(6)
     start = mem.revision
     assert mem.expire_due() == 1
     assert _changes(mem, start) == [(start + 1, "expire", "t", "ttl")]

@@ -3,8 +3,6 @@ only by writers and their author; approval applies them against their base versi
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from hivemem.memory import Conflict, InvalidInput, Memory, NotFound, PermissionDenied, Proposal
@@ -92,14 +90,14 @@ def test_a_proposed_delete_and_its_approval(mem, team) -> None:  # type: ignore[
         mem.get("team/plan", "old")
 
 
-def test_pending_proposals_expire_after_the_store_setting(log, tmp_path, embedder) -> None:  # type: ignore[no-untyped-def]
+def test_pending_proposals_expire_after_the_store_setting(log, tmp_path, embedder, clock) -> None:  # type: ignore[no-untyped-def]
     mem = Memory.open(
-        str(tmp_path / "p"), embedder=embedder, log=log, reaper_interval=None, proposal_ttl=0.1
+        str(tmp_path / "p"), embedder=embedder, log=log, reaper_interval=None, proposal_ttl=60
     )
     try:
         mem.grant("intern", "team", "propose")
         p = mem.as_principal("intern").put("team/plan", "x", 1)
-        time.sleep(0.15)
+        clock.advance(61)
         assert mem.get_proposal(p.id).status == "expired"  # at once
         with pytest.raises(Conflict):
             mem.approve(p.id)
