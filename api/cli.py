@@ -183,6 +183,19 @@ def _put(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
     _emit(item, out)
 
 
+def _update(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    item = c.update(
+        a.namespace,
+        a.key,
+        _json_arg(a.ops, "OPS_JSON"),
+        if_version=a.if_version,
+        create=not a.no_create,
+        text=a.text,
+        metadata=_json_arg(a.metadata, "--metadata") if a.metadata is not None else None,
+    )
+    _emit(item, out)
+
+
 def _get(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
     _emit(c.get(a.namespace, a.key, at_revision=a.at_revision), out)
 
@@ -519,6 +532,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ttl", type=float, metavar="SECONDS")
     p.add_argument("--lease", metavar="LEASE_ID", help="attach the item to a lease")
     p.add_argument("--fence", metavar="TOKEN", help="only while this claim is current")
+
+    p = cmd("update", _update, "apply JSON Patch / increment / append / set ops atomically")
+    p.add_argument("namespace", metavar="NS")
+    p.add_argument("key", metavar="KEY")
+    p.add_argument("ops", metavar="OPS_JSON", help='e.g. \'[{"op": "increment", "path": "/n"}]\'')
+    p.add_argument("--if-version", type=int, metavar="N")
+    p.add_argument("--no-create", action="store_true", help="fail if the item does not exist")
+    p.add_argument("--text", help="new text (re-embedded); default: keep")
+    p.add_argument("--metadata", metavar="JSON", help="new metadata; default: keep")
 
     p = cmd("get", _get, "read an item")
     p.add_argument("namespace", metavar="NS")

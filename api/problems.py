@@ -39,7 +39,7 @@ PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("hivemem.api")
 
 # Tags of the txn op union: pydantic puts them in an error's location; the field doesn't.
-_UNION_TAGS = frozenset({"put", "delete", "get"})
+_UNION_TAGS = frozenset({"put", "update", "delete", "get"})
 _TYPE_LABELS = frozenset({"str", "int", "float", "bool", "none", "list", "dict"})
 _SOURCES = frozenset({"body", "query", "path", "header", "cookie"})
 
@@ -211,6 +211,9 @@ _EXAMPLES: dict[int, dict[str, Any]] = {
           "detail": "history below revision 40 was compacted", "compacted_revision": 40},
     413: {"type": "/problems/payload-too-large", "title": "Payload too large", "status": 413,
           "detail": "body: larger than the limit of 16777216 bytes", "field": "body"},
+    415: {"type": "/problems/unsupported-media-type", "title": "Unsupported media type",
+          "status": 415, "detail": "Content-Type must be application/json-patch+json, "
+          "application/vnd.hivemem.update+json or application/merge-patch+json"},
     422: {"type": "/problems/invalid-input", "title": "Invalid input", "status": 422,
           "detail": "namespace: segment 'Team' must be 1-64 of lowercase letters, digits, "
           "'-', '_', '.'", "field": "namespace"},

@@ -44,6 +44,7 @@ SECTIONS = [
     "http",
     "subscriptions",
     "agents",
+    "updates",
 ]
 
 
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         "http": lambda: _http().run(quick=args.quick),
         "subscriptions": lambda: _subscriptions().run(changes=100 if args.quick else 200),
         "agents": lambda: _agents().run((2, 8) if args.quick else (2, 8, 32)),
+        "updates": lambda: _updates().run(quick=args.quick),
     }
     for name in SECTIONS:
         if name in sections:
@@ -110,6 +112,12 @@ def _http():  # type: ignore[no-untyped-def]
     from bench import http
 
     return http
+
+
+def _updates():  # type: ignore[no-untyped-def]
+    from bench import updates
+
+    return updates
 
 
 def plot(points: list[dict[str, Any]], path: Path) -> None:
@@ -280,6 +288,8 @@ def report(r: dict[str, Any]) -> str:
         lines += _subscriptions().report(r["subscriptions"])
     if "agents" in r:
         lines += _agents().report(r["agents"])
+    if "updates" in r:
+        lines += _updates().report(r["updates"])
     return "\n".join(lines) + "\n"
 
 

@@ -36,7 +36,7 @@ from hivemem.memory.errors import Compacted, Conflict, InvalidInput, NotFound, P
 from hivemem.memory.exchange import Importer, lease_records
 from hivemem.memory.index.base import VectorIndex
 from hivemem.memory.leases import EndPlan, GrantPlan, check_lease_id, check_lease_ttl, lease_model
-from hivemem.memory.log.base import LeaseRecord, Row, StateLog
+from hivemem.memory.log.base import LeaseRecord, PendingChange, Row, StateLog, WriteView
 from hivemem.memory.models import (
     Activity,
     ApiKeyCreated,
@@ -56,8 +56,16 @@ from hivemem.memory.models import (
     Proposal,
     PutOp,
     TxnResult,
+    UpdateOp,
 )
-from hivemem.memory.ops import Prepared, PreparedDelete, PreparedPut, coerce_compare, prepare_ops
+from hivemem.memory.ops import (
+    Prepared,
+    PreparedDelete,
+    PreparedPut,
+    PreparedUpdate,
+    coerce_compare,
+    prepare_ops,
+)
 from hivemem.memory.plan import TxnPlan
 from hivemem.memory.proposals import (
     DEFAULT_PROPOSAL_TTL,
@@ -226,8 +234,8 @@ class Memory:
             raise NotFound(f"no lease {lease_id!r}")
         return rec
 
-    def _embed_missing(self, puts: list[PreparedPut]) -> None:
-        """Embed, in one batch and outside the write transaction, puts without vectors."""
+    def _embed_missing(self, puts: list[PreparedPut | PreparedUpdate]) -> None:
+        """Embed, in one batch and outside the write transaction, new texts without vectors."""
         todo = [p for p in puts if p.vector is None and p.text]
         if not todo or self._core.embedder is None:
             return
@@ -285,7 +293,47 @@ class Memory:
         assert item is not None
         return item
 
-    def put_many(self, ops: Sequence[PutOp | dict[str, Any]]) -> list[Item]:
+    def update(
+        self,
+        namespace: str,
+        key: str,
+        ops: Sequence[dict[str, Any]],
+        *,
+        if_version: int | None = None,
+        create: bool = True,
+        text: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        vector: Sequence[float] | None = None,
+        fence: str | None = None,
+    ) -> Item:
+        """Apply operations to the current value inside the write transaction, atomically.
+
+        JSON Patch (``add remove replace move copy test``) plus ``increment``, ``append``
+        (with ``max_len``), ``add_to_set`` and ``remove_from_set`` (see ``memory.patch``);
+        concurrent updates never conflict with each other. A missing item starts from
+        ``{}`` when ``create``. The item's text, metadata and vector stay as they are
+        unless given (so do its lease and task state). ``fence=token`` commits only while
+        that claim is current. A failed ``test`` raises ``Conflict``; a bad path or a type
+        mismatch raises ``InvalidInput`` naming ``ops[i].path``; nothing is written.
+        """
+        op = {
+            "op": "update",
+            "namespace": namespace,
+            "key": key,
+            "ops": list(ops) if isinstance(ops, list | tuple) else ops,
+            "if_version": if_version,
+            "create": create,
+            "text": text,
+            "metadata": metadata,
+            "vector": vector,
+            "fence": fence,
+        }
+        result = self._run([], [op], [], field="")
+        item = result.results[0].item
+        assert item is not None
+        return item
+
+    def put_many(self, ops: Sequence[PutOp | UpdateOp | dict[str, Any]]) -> list[Item]:
         """Write many items in one transaction (one revision), all or nothing."""
         result = self._run([], list(ops), [], field="ops")
         return [r.item for r in result.results if r.item is not None]
@@ -317,8 +365,8 @@ class Memory:
     def txn(
         self,
         compare: Sequence[Compare | dict[str, Any]] = (),
-        success: Sequence[PutOp | DeleteOp | GetOp | dict[str, Any]] = (),
-        failure: Sequence[PutOp | DeleteOp | GetOp | dict[str, Any]] = (),
+        success: Sequence[PutOp | UpdateOp | DeleteOp | GetOp | dict[str, Any]] = (),
+        failure: Sequence[PutOp | UpdateOp | DeleteOp | GetOp | dict[str, Any]] = (),
     ) -> TxnResult:
         """If every compare holds run ``success``, else ``failure``: one revision, atomic."""
         return self._run(list(compare), list(success), list(failure), field=None)
@@ -362,24 +410,39 @@ class Memory:
         compares = [coerce_compare(c, f"compare[{i}].") for i, c in enumerate(compare)]
         for c in compares:
             self._require(c.namespace, "read")
-        puts = [p for p in (*ops_ok, *ops_fail) if isinstance(p, PreparedPut)]
+        puts = [p for p in (*ops_ok, *ops_fail) if isinstance(p, PreparedPut | PreparedUpdate)]
         self._embed_missing(puts)
         core = self._core
         plan = TxnPlan(compares, ops_ok, ops_fail, core.max_value_bytes)
-        with core.write_lock:
-            fixed = core.fix_dim(puts)  # under the lock: two first writers cannot disagree
+        fixed = False
+
+        def guarded(view: WriteView) -> tuple[builtins.list[PendingChange], Any]:
+            nonlocal fixed
+            fixed = core.fix_dim(puts)  # under the write lock: two first writers cannot disagree
             try:
-                revision, rows, (succeeded, results, replaced) = core.log.commit(
-                    self.principal, plan
-                )
+                return plan(view)
             except BaseException:
                 if fixed:
                     core.dim = None
                 raise
+
+        def on_commit(revision: int, rows: builtins.list[Row], result: Any) -> None:
             if rows:
                 if fixed and any(r.vector is not None for r in rows):
                     core.log.set_meta("vector_dim", str(core.dim))
-                core.after_commit(revision, rows, replaced)
+                core.after_commit(revision, rows, result[2])
+
+        # The first vector of an embedder-less store fixes its dimension: that commit
+        # goes alone, so a failure can undo the fix.
+        share = plan.blind and core.dim is not None
+        try:
+            revision, rows, (succeeded, results, _) = core.committer.commit(
+                self.principal, guarded, on_commit, share=share
+            )
+        except BaseException:
+            if fixed:
+                core.dim = None
+            raise
         written = {(r.namespace, r.key, r.version): r for r in rows}
         sources = {(p.namespace, p.key): p for p in ops_ok if isinstance(p, PreparedPut)}
         for res in results:

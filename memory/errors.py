@@ -100,9 +100,10 @@ class Conflict(HivememError):
     """The write was based on a stale version, or a three-way merge overlapped.
 
     ``current`` is the item as it is now (``None`` if it does not exist);
-    ``conflicts`` lists each overlapping JSON path of a three-way merge; ``namespace``
-    and ``key`` name the item the refused write was for (in a batch or a transaction,
-    the op that conflicted).
+    ``conflicts`` lists each overlapping JSON path of a three-way merge
+    (``MergeConflict``), or the failed ``test`` of an update (``PatchTestFailure``);
+    ``namespace`` and ``key`` name the item the refused write was for (in a batch or a
+    transaction, the op that conflicted).
     """
 
     status = 409
@@ -136,13 +137,17 @@ class Conflict(HivememError):
 
     @classmethod
     def from_problem(cls, body: dict[str, Any]) -> HivememError:
-        from hivemem.memory.models import Item, MergeConflict
+        from hivemem.memory.models import Item, MergeConflict, PatchTestFailure
 
         current = body.get("current")
+        conflicts = [
+            (PatchTestFailure if "expected" in c else MergeConflict).model_validate(c)
+            for c in body.get("conflicts") or []
+        ]
         return cls(
             body.get("detail", ""),
             current=Item.model_validate(current) if current else None,
-            conflicts=[MergeConflict.model_validate(c) for c in body.get("conflicts") or []],
+            conflicts=conflicts,
             namespace=body.get("namespace"),
             key=body.get("key"),
         )

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
 __all__ = [
     "Item",
     "MergeConflict",
+    "PatchTestFailure",
+    "UpdateOp",
     "Change",
     "Hit",
     "Lease",
@@ -164,6 +166,18 @@ class Proposal(_Model):
     result_version: int | None = None
 
 
+class PatchTestFailure(_Model):
+    """A ``test`` operation of an update found another value at ``path``.
+
+    ``absent`` is true when nothing was there at all (``actual`` is then null).
+    """
+
+    path: str
+    expected: Any = None
+    actual: Any = None
+    absent: bool = False
+
+
 class Change(_Model):
     """One entry of the log, as subscribers receive it.
 
@@ -183,6 +197,8 @@ class Change(_Model):
     reason: Literal["ttl", "lease"] | None = None
     score: float | None = None
     proposal: Proposal | None = None
+    #: The operations of an ``update`` that wrote this version (``item`` is the result).
+    ops: list[dict[str, Any]] | None = None
 
 
 class Lease(_Model):
@@ -242,6 +258,22 @@ class PutOp(_Request):
     fence: str | None = None
 
 
+class UpdateOp(_Request):
+    """Apply JSON Patch operations (and increment, append, add_to_set, remove_from_set) to
+    the current value inside the transaction (the same options as ``Memory.update``)."""
+
+    op: Literal["update"] = "update"
+    namespace: str
+    key: str
+    ops: list[dict[str, Any]]
+    if_version: int | None = None
+    create: bool = True
+    text: str | None = None
+    metadata: dict[str, MetadataValue] | None = None
+    vector: list[float] | None = None
+    fence: str | None = None
+
+
 class DeleteOp(_Request):
     """Delete one item, leaving a tombstone."""
 
@@ -269,12 +301,15 @@ def _op_kind(value: Any) -> str:
 
 TxnOp = Annotated[
     Annotated[PutOp, Tag("put")]
+    | Annotated[UpdateOp, Tag("update")]
     | Annotated[DeleteOp, Tag("delete")]
     | Annotated[GetOp, Tag("get")],
     Discriminator(_op_kind),
 ]
 WriteOp = Annotated[
-    Annotated[PutOp, Tag("put")] | Annotated[DeleteOp, Tag("delete")],
+    Annotated[PutOp, Tag("put")]
+    | Annotated[UpdateOp, Tag("update")]
+    | Annotated[DeleteOp, Tag("delete")],
     Discriminator(_op_kind),
 ]
 
@@ -290,7 +325,7 @@ class TxnRequest(_Request):
 class OpResult(_Model):
     """What one txn op did: the item written or read (None for a missing get)."""
 
-    op: Literal["put", "delete", "get"]
+    op: Literal["put", "update", "delete", "get"]
     namespace: str
     key: str
     item: Item | None = None

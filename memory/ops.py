@@ -6,12 +6,14 @@ operations: every field checked, every error naming its field, nothing written y
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from hivemem.memory.errors import InvalidInput
-from hivemem.memory.models import Compare, DeleteOp, GetOp, PutOp
+from hivemem.memory.models import Compare, DeleteOp, GetOp, PutOp, UpdateOp
+from hivemem.memory.patch import PatchOp, parse_ops
 from hivemem.memory.validation import (
     INT64_MAX,
     MERGE_MODES,
@@ -31,8 +33,10 @@ __all__ = [
     "PreparedPut",
     "PreparedDelete",
     "PreparedGet",
+    "PreparedUpdate",
     "Prepared",
     "prepare_put",
+    "prepare_update",
     "prepare_ops",
     "check_version",
     "coerce_compare",
@@ -65,6 +69,29 @@ class PreparedPut:
 
 
 @dataclass
+class PreparedUpdate:
+    """A validated update: operations applied to the current value inside the commit.
+
+    ``text``, ``metadata`` and ``vector`` are None to keep the item's own; a new
+    ``text`` without a ``vector`` is embedded before the transaction. ``field`` is the
+    op's field prefix, so errors raised inside the commit name ``ops[i].path`` in it.
+    """
+
+    namespace: str
+    key: str
+    ops: list[PatchOp]
+    ops_json: str
+    if_version: int | None
+    create: bool
+    text: str | None
+    metadata: str | None
+    vector: bytes | None
+    max_value_bytes: int
+    field: str
+    fence: tuple[str, str, int] | None = None
+
+
+@dataclass
 class PreparedDelete:
     """A validated delete."""
 
@@ -82,7 +109,7 @@ class PreparedGet:
     key: str
 
 
-Prepared = PreparedPut | PreparedDelete | PreparedGet
+Prepared = PreparedPut | PreparedUpdate | PreparedDelete | PreparedGet
 
 
 def prepare_put(
@@ -158,8 +185,52 @@ def _fence(token: Any, field: str) -> tuple[str, str, int] | None:
     return parse_token(token, field)
 
 
+def prepare_update(
+    op: dict[str, Any], field: str, *, max_value_bytes: int, dim: int | None
+) -> PreparedUpdate:
+    """Validate one update: the operations' shape and values, and any new text or metadata."""
+    get = op.get
+    ns = check_namespace(get("namespace"), f"{field}namespace")
+    key = check_key(get("key"), f"{field}key")
+    patch_ops = parse_ops(get("ops"), f"{field}ops")
+    # Every value an op carries is JSON the item may come to hold: the same limits.
+    for op_ in patch_ops:
+        dump_json(op_.value, f"{op_.where}.value", max_value_bytes)
+    ops_json = json.dumps(get("ops"), ensure_ascii=False, separators=(",", ":"))
+    if_version = get("if_version")
+    check_version(if_version, f"{field}if_version")
+    create = get("create", True)
+    if not isinstance(create, bool):
+        raise InvalidInput(f"{field}create", "must be true or false")
+    text = get("text")
+    if text is not None:
+        check_text(text, f"{field}text")
+    metadata = get("metadata")
+    meta_json = None
+    if metadata is not None:
+        check_metadata(metadata, f"{field}metadata")
+        meta_json = dump_json(metadata, f"{field}metadata", max_value_bytes)
+    vector = None
+    if get("vector") is not None:
+        vector = unit_vector(check_vector(get("vector"), dim, f"{field}vector")).tobytes()
+    return PreparedUpdate(
+        ns,
+        key,
+        patch_ops,
+        ops_json,
+        if_version,
+        create,
+        text,
+        meta_json,
+        vector,
+        max_value_bytes,
+        field,
+        _fence(get("fence"), f"{field}fence"),
+    )
+
+
 def prepare_ops(
-    ops: Sequence[PutOp | DeleteOp | GetOp | dict[str, Any]],
+    ops: Sequence[PutOp | UpdateOp | DeleteOp | GetOp | dict[str, Any]],
     field: str,
     *,
     max_value_bytes: int,
@@ -182,6 +253,13 @@ def prepare_ops(
             if put.vector is not None and dim is None:
                 dim = len(put.vector) // 4  # the first vector fixes the rest of the batch
             out.append(put)
+            continue
+        if kind == "update":
+            update = prepare_update(op, where, max_value_bytes=max_value_bytes, dim=dim)
+            require(update.namespace, "write")
+            if update.fence is not None:
+                require(update.fence[0], "read")  # the token's task must be readable
+            out.append(update)
             continue
         # deletes and reads reach items stored under '.'/'..' by earlier releases
         ns = check_namespace(op.get("namespace"), f"{where}namespace", stored=True)
@@ -207,6 +285,7 @@ def check_version(value: Any, field: str) -> None:
 
 _OP_FIELDS: dict[str, frozenset[str]] = {
     "put": frozenset(PutOp.model_fields),
+    "update": frozenset(UpdateOp.model_fields),
     "delete": frozenset(DeleteOp.model_fields),
     "get": frozenset(GetOp.model_fields),
 }
@@ -214,13 +293,13 @@ _OP_FIELDS: dict[str, frozenset[str]] = {
 
 def op_fields(raw: Any, where: str) -> dict[str, Any]:
     """The fields of an op given as a model or a plain dict; values are checked later."""
-    if isinstance(raw, PutOp | DeleteOp | GetOp):
+    if isinstance(raw, PutOp | UpdateOp | DeleteOp | GetOp):
         return raw.__dict__
     if not isinstance(raw, dict):
         raise InvalidInput(where.rstrip("."), "must be an operation object")
     allowed = _OP_FIELDS.get(raw.get("op", "put"))
     if allowed is None:
-        raise InvalidInput(f"{where}op", "must be 'put', 'delete' or 'get'")
+        raise InvalidInput(f"{where}op", "must be 'put', 'update', 'delete' or 'get'")
     for name in raw:
         if name not in allowed:
             raise InvalidInput(f"{where}{name}", "is not a field of this operation")

@@ -14,9 +14,16 @@ from hivemem.memory import merge as merging
 from hivemem.memory.errors import Conflict, NotFound
 from hivemem.memory.log.base import LeaseRecord, PendingChange, Row, WriteView
 from hivemem.memory.models import Compare, Item, OpResult, ts_to_datetime
-from hivemem.memory.ops import Prepared, PreparedDelete, PreparedGet, PreparedPut
+from hivemem.memory.ops import (
+    Prepared,
+    PreparedDelete,
+    PreparedGet,
+    PreparedPut,
+    PreparedUpdate,
+)
+from hivemem.memory.patch import apply_ops
 from hivemem.memory.rows import build_model, dt, row_to_item
-from hivemem.memory.validation import dump_json
+from hivemem.memory.validation import dump_json, dump_value
 
 __all__ = ["TxnPlan"]
 
@@ -45,6 +52,19 @@ class TxnPlan:
         self.success = success
         self.failure = failure
         self.max_value_bytes = max_value_bytes
+
+    @property
+    def blind(self) -> bool:
+        """True if no outcome depends on a precondition (no compare, if_version, fence or
+        three-way merge): such plans may share a commit with others (group commit)."""
+        if self.compares:
+            return False
+        return all(
+            getattr(op, "if_version", None) is None
+            and getattr(op, "fence", None) is None
+            and getattr(op, "merge", "") != "three_way"
+            for op in self.success
+        )
 
     def __call__(self, view: WriteView) -> tuple[list[PendingChange], Any]:
         keys = [(c.namespace, c.key) for c in self.compares]
@@ -188,7 +208,49 @@ class TxnPlan:
                 updated_at=dt(self.view.now),
             )
             return OpResult(op="delete", namespace=k[0], key=k[1], item=item, version=version + 1)
+        if isinstance(op, PreparedUpdate):
+            return self._update(op, k, version, cur)
         return self._put(op, k, version, cur)
+
+    def _update(self, op: PreparedUpdate, k: tuple[str, str], version: int, cur: Any) -> OpResult:
+        """Apply the operations to the current value (``{}`` for a missing item)."""
+        if cur is None and not op.create:
+            raise NotFound("no such item")
+        doc = (json.loads(cur.value) if cur.value else None) if cur is not None else {}
+        try:
+            new = apply_ops(doc, op.ops)
+        except Conflict as exc:  # a failed test: name the item, carry its current state
+            exc.current, exc.namespace, exc.key = self._item(k, cur), k[0], k[1]
+            raise
+        # The result is what the item will hold: the same limits as a put's value.
+        value_json = dump_value(new, op.max_value_bytes, f"{op.field}ops")
+        keep = cur is not None
+        text = op.text if op.text is not None else (cur.text if keep else None)
+        meta = op.metadata if op.metadata is not None else (cur.metadata if keep else "{}")
+        vector = op.vector
+        if vector is None and op.text is None and keep:
+            vector = cur.vector  # the text did not change, nor does its embedding
+        change = PendingChange(
+            "put",
+            k[0],
+            k[1],
+            version + 1,
+            version if version else None,
+            value_json,
+            text,
+            meta,
+            vector,
+            cur.created_at if keep else 0.0,
+            cur.expires_at if keep else None,
+            # An update changes the value only: the lease and the task state stay.
+            lease=cur.lease if keep else None,
+            claim=cur.claim if keep else None,
+            ops=op.ops_json,
+        )
+        self._stage(k, change)
+        return build_model(
+            OpResult, op="update", namespace=k[0], key=k[1], item=None, version=version + 1
+        )
 
     def _put(self, op: PreparedPut, k: tuple[str, str], version: int, cur: Any) -> OpResult:
         value_json, text, meta, vector = op.value_json, op.text, op.metadata, op.vector

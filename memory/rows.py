@@ -135,6 +135,7 @@ def row_to_change(row: Row) -> Change:
         reason=json.loads(row.info).get("reason") if row.info else None,
         score=None,
         proposal=None,
+        ops=json.loads(row.ops) if row.ops else None,
     )
 
 

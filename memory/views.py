@@ -22,6 +22,7 @@ from hivemem.memory.acl import ACL
 from hivemem.memory.activity import ActivityRecorder
 from hivemem.memory.embed import Embedder
 from hivemem.memory.errors import Conflict, InvalidInput
+from hivemem.memory.group_commit import GroupCommitter
 from hivemem.memory.index.base import VectorIndex
 from hivemem.memory.log.base import PendingChange, Plan, Row, StateLog, WriteView
 from hivemem.memory.watch import Subscription, WatchHub
@@ -75,6 +76,8 @@ class Core:
         self.events: Counter[tuple[str, str]] = Counter()
         self.activity = ActivityRecorder()  # conflicts and lagged watchers: not in the log
         self.hub = WatchHub(log, max_pending=watch_queue, on_lagged=self._lagged)
+        #: Every engine write commits through it: concurrent writers share an fsync.
+        self.committer = GroupCommitter(log, self.write_lock)
         self._saved_revision = -1
         self._last_save = time.monotonic()
         self.open_index()

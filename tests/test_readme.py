@@ -25,7 +25,7 @@ def test_readme_example_runs(index: int, tmp_path, monkeypatch, capsys) -> None:
     code = python_blocks()[index]
     namespace: dict[str, object] = {}
     if "Memory.open" not in code:  # a fragment: give it a store
-        exec("from memory import Memory\nmem = Memory.open(':memory:')", namespace)
+        exec("from hivemem import Memory\nmem = Memory.open(':memory:')", namespace)
     exec(compile(code, f"README.md block {index}", "exec"), namespace)
     if "print(" in code:
         assert capsys.readouterr().out.strip()

@@ -13,6 +13,7 @@ from hivemem.api.routes import (
     proposals,
     search,
     txn,
+    update,
     watch,
 )
 
@@ -20,6 +21,7 @@ __all__ = ["ROUTERS"]
 
 ROUTERS = [
     items.router,
+    update.router,
     search.router,
     txn.router,
     watch.router,

@@ -141,7 +141,9 @@ async def get_item(mem: Caller, request: Request) -> Response:
     params = request.path_params
     at_revision = _query_int(request, "at_revision")
     item = mem.get(params["namespace"], params["key"], at_revision=at_revision)
-    return Response(item.model_dump_json(), media_type="application/json")
+    # The version as an entity tag: PATCH takes it back as If-Match.
+    headers = {"ETag": f'"{item.version}"'}
+    return Response(item.model_dump_json(), media_type="application/json", headers=headers)
 
 
 _INT = re.compile(r"[+-]?[0-9]{1,40}")

@@ -43,6 +43,7 @@ from hivemem.memory.models import (
     Proposal,
     PutOp,
     TxnResult,
+    UpdateOp,
 )
 
 __all__ = ["AsyncClient", "AsyncWatchStream"]
@@ -177,7 +178,35 @@ class AsyncClient(BaseClient):
             )
         )
 
-    async def put_many(self, ops: Sequence[PutOp | dict[str, Any]]) -> list[Item]:
+    async def update(
+        self,
+        namespace: str,
+        key: str,
+        ops: Sequence[dict[str, Any]],
+        *,
+        if_version: int | None = None,
+        create: bool = True,
+        text: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        vector: Sequence[float] | None = None,
+        fence: str | None = None,
+    ) -> Item:
+        """Apply operations to the current value atomically (see ``Memory.update``)."""
+        return await self._call(
+            self._update_call(
+                namespace,
+                key,
+                ops,
+                if_version=if_version,
+                create=create,
+                text=text,
+                metadata=metadata,
+                vector=vector,
+                fence=fence,
+            )
+        )
+
+    async def put_many(self, ops: Sequence[PutOp | UpdateOp | dict[str, Any]]) -> list[Item]:
         """Write many items in one transaction (one revision), all or nothing."""
         return await self._call(self._put_many_call(ops))
 
@@ -196,8 +225,8 @@ class AsyncClient(BaseClient):
     async def txn(
         self,
         compare: Sequence[Compare | dict[str, Any]] = (),
-        success: Sequence[PutOp | DeleteOp | GetOp | dict[str, Any]] = (),
-        failure: Sequence[PutOp | DeleteOp | GetOp | dict[str, Any]] = (),
+        success: Sequence[PutOp | UpdateOp | DeleteOp | GetOp | dict[str, Any]] = (),
+        failure: Sequence[PutOp | UpdateOp | DeleteOp | GetOp | dict[str, Any]] = (),
     ) -> TxnResult:
         """If every compare holds run ``success``, else ``failure``: one revision, atomic."""
         return await self._call(self._txn_call(compare, success, failure))

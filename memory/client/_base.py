@@ -299,6 +299,25 @@ class BaseClient:
             retry=options.get("if_version") is not None,
         )
 
+    def _update_call(
+        self, namespace: str, key: str, ops: Sequence[dict[str, Any]], **options: Any
+    ) -> Call[Item]:
+        body: dict[str, Any] = {"ops": list(ops) if isinstance(ops, list | tuple) else ops}
+        if options.get("vector") is not None:
+            options["vector"] = _vector(options["vector"])
+        if options.get("create") is True:
+            del options["create"]
+        body.update({k: v for k, v in options.items() if v is not None})
+        return Call(
+            "PATCH",
+            "/v1/items" + item_path(namespace, key),
+            _model(Item),
+            content=encode_json(body),
+            # Only a compare-and-swap update is safe to send twice.
+            retry=options.get("if_version") is not None,
+            headers={"Content-Type": "application/vnd.hivemem.update+json"},
+        )
+
     def _get_call(self, namespace: str, key: str, at_revision: int | None) -> Call[Item]:
         params = [] if at_revision is None else [("at_revision", str(at_revision))]
         path = "/v1/items" + item_path(namespace, key)

@@ -41,6 +41,7 @@ from hivemem.memory.models import (
     Proposal,
     PutOp,
     TxnResult,
+    UpdateOp,
 )
 
 __all__ = ["Client", "WatchStream"]
@@ -174,7 +175,35 @@ class Client(BaseClient):
             )
         )
 
-    def put_many(self, ops: Sequence[PutOp | dict[str, Any]]) -> list[Item]:
+    def update(
+        self,
+        namespace: str,
+        key: str,
+        ops: Sequence[dict[str, Any]],
+        *,
+        if_version: int | None = None,
+        create: bool = True,
+        text: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        vector: Sequence[float] | None = None,
+        fence: str | None = None,
+    ) -> Item:
+        """Apply operations to the current value atomically (see ``Memory.update``)."""
+        return self._call(
+            self._update_call(
+                namespace,
+                key,
+                ops,
+                if_version=if_version,
+                create=create,
+                text=text,
+                metadata=metadata,
+                vector=vector,
+                fence=fence,
+            )
+        )
+
+    def put_many(self, ops: Sequence[PutOp | UpdateOp | dict[str, Any]]) -> list[Item]:
         """Write many items in one transaction (one revision), all or nothing."""
         return self._call(self._put_many_call(ops))
 
@@ -193,8 +222,8 @@ class Client(BaseClient):
     def txn(
         self,
         compare: Sequence[Compare | dict[str, Any]] = (),
-        success: Sequence[PutOp | DeleteOp | GetOp | dict[str, Any]] = (),
-        failure: Sequence[PutOp | DeleteOp | GetOp | dict[str, Any]] = (),
+        success: Sequence[PutOp | UpdateOp | DeleteOp | GetOp | dict[str, Any]] = (),
+        failure: Sequence[PutOp | UpdateOp | DeleteOp | GetOp | dict[str, Any]] = (),
     ) -> TxnResult:
         """If every compare holds run ``success``, else ``failure``: one revision, atomic."""
         return self._call(self._txn_call(compare, success, failure))

@@ -100,6 +100,7 @@ class Row:
     lease: str | None = None  # the lease this version is attached to (or, op lease: its id)
     claim: str | None = None  # JSON: the task's claim state, carried from version to version
     info: str | None = None  # JSON: why the system wrote it, or a coordination entry's data
+    ops: str | None = None  # JSON text: the operations of the update that wrote it
 
     @property
     def live(self) -> bool:
@@ -124,6 +125,7 @@ class PendingChange:
     lease: str | None = None
     claim: str | None = None
     info: str | None = None
+    ops: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -201,6 +203,17 @@ class StateLog(Protocol):
 
         Returns ``(revision, rows, plan_result)``. No revision is consumed when the plan
         returns no changes; an exception from the plan rolls everything back.
+        """
+        ...
+
+    def commit_group(
+        self, batch: Sequence[tuple[str, Plan]]
+    ) -> list[tuple[int, list[Row], Any] | BaseException]:
+        """Run several plans in one write transaction, each as a revision of its own.
+
+        Plans run in order, each in a savepoint: one that raises is rolled back alone
+        (its exception is its outcome) and consumes no revision. One durable commit at
+        the end; if that fails, the call raises and nothing is committed.
         """
         ...
 

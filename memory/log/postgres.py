@@ -97,12 +97,14 @@ MIGRATIONS: list[str] = [
         deadline DOUBLE PRECISION NOT NULL, revision BIGINT NOT NULL, ended_revision BIGINT);
     CREATE INDEX leases_due ON leases (deadline) WHERE ended_revision IS NULL;
     """,
+    # 3: the operations of an update, delivered with its change
+    "ALTER TABLE changes ADD COLUMN ops TEXT",
 ]
 
 _ROW_COLS = (
     "c.id, c.revision, c.op, c.namespace, c.key, c.version, c.prev_version, c.value, "
     "c.text, c.metadata::text, c.vector, c.author, c.created_at, c.updated_at, c.expires_at, "
-    "c.lease, c.claim, c.info"
+    "c.lease, c.claim, c.info, c.ops"
 )
 _LEASE_COLS = "id, holder, ttl, deadline, revision, ended_revision"
 _LIVE = "i.live AND (i.expires_at IS NULL OR i.expires_at > %s)"
@@ -393,6 +395,35 @@ class PostgresLog:
 
         return self._write(run)
 
+    def commit_group(
+        self, batch: Sequence[tuple[str, Plan]]
+    ) -> list[tuple[int, list[Row], Any] | BaseException]:
+        def run(con: psycopg.Connection[Any]) -> list[tuple[int, list[Row], Any] | BaseException]:
+            outcomes: list[tuple[int, list[Row], Any] | BaseException] = []
+            with con.transaction():
+                self._lock(con)
+                r = con.execute("SELECT COALESCE(MAX(revision), 0) FROM revisions").fetchone()
+                head = first = int(r[0])  # type: ignore[index]
+                for author, plan in batch:
+                    try:
+                        with con.transaction():  # a savepoint: a failing plan rolls back alone
+                            view = _WriteView(con, head + 1, time.time())
+                            pending, result = plan(view)
+                            try:
+                                rows = self._append(con, view, author, pending) if pending else []
+                            except psycopg.DataError as exc:
+                                raise InvalidInput("value", f"cannot be stored: {exc}") from exc
+                    except Exception as exc:
+                        outcomes.append(exc)
+                        continue
+                    head += 1 if rows else 0
+                    outcomes.append((head, rows, result))
+                if head > first:
+                    con.execute("SELECT pg_notify(%s, %s)", (self.channel, str(head)))
+            return outcomes
+
+        return self._write(run)
+
     def _lock(self, con: psycopg.Connection[Any]) -> None:
         """Serialise writers across processes until the transaction ends."""
         con.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_COMMIT, self.schema))
@@ -414,13 +445,14 @@ class PostgresLog:
             created = p.created_at or now
             row = Row(next_id + offset, revision, *_PENDING(p), author, created, now, p.expires_at)  # type: ignore[call-arg]
             row.lease, row.claim, row.info = p.lease, p.claim, p.info
+            row.ops = p.ops
             rows.append(row)
             if p.op in ITEM_OPS:
                 final[(p.namespace, p.key)] = row
         with con.cursor() as cur:
             cur.executemany(
                 "INSERT INTO changes VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, "
-                "%s, %s, %s, %s, %s, %s, %s, %s)",
+                "%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [_ROW_TUPLE(r) for r in rows],
             )
         self._apply_leases(con, [r for r in rows if r.op == "lease"])

@@ -82,12 +82,14 @@ MIGRATIONS: list[str] = [
         revision INTEGER NOT NULL, ended_revision INTEGER);
     CREATE INDEX leases_due ON leases (deadline) WHERE ended_revision IS NULL;
     """,
+    # 3: the operations of an update, delivered with its change
+    "ALTER TABLE changes ADD COLUMN ops TEXT",
 ]
 
 _ROW_COLS = (
     "c.id, c.revision, c.op, c.namespace, c.key, c.version, c.prev_version, c.value, "
     "c.text, c.metadata, c.vector, c.author, c.created_at, c.updated_at, c.expires_at, "
-    "c.lease, c.claim, c.info"
+    "c.lease, c.claim, c.info, c.ops"
 )
 _LEASE_COLS = "id, holder, ttl, deadline, revision, ended_revision"
 _LIVE = "i.live = 1 AND (i.expires_at IS NULL OR i.expires_at > ?)"
@@ -314,6 +316,38 @@ class SQLiteLog:
                 raise
             return view.revision, rows, result
 
+    def commit_group(
+        self, batch: Sequence[tuple[str, Plan]]
+    ) -> list[tuple[int, list[Row], Any] | BaseException]:
+        with self._wlock:
+            if self._closed:
+                raise Unavailable("the store is closed")
+            con = self._w
+            con.execute("BEGIN IMMEDIATE")
+            outcomes: list[tuple[int, list[Row], Any] | BaseException] = []
+            try:
+                head = con.execute("SELECT COALESCE(MAX(revision), 0) FROM revisions").fetchone()[0]
+                for author, plan in batch:
+                    con.execute("SAVEPOINT plan")
+                    try:
+                        view = _WriteView(con, head + 1, time.time())
+                        pending, result = plan(view)
+                        rows = self._append(con, view, author, pending) if pending else []
+                    except Exception as exc:
+                        con.execute("ROLLBACK TO plan")
+                        con.execute("RELEASE plan")
+                        outcomes.append(exc)
+                        continue
+                    con.execute("RELEASE plan")
+                    head += 1 if rows else 0
+                    outcomes.append((head, rows, result))
+                con.execute("COMMIT")
+            except BaseException:
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+                raise
+            return outcomes
+
     def _append(
         self, con: sqlite3.Connection, view: _WriteView, author: str, pending: list[PendingChange]
     ) -> list[Row]:
@@ -341,12 +375,12 @@ class SQLiteLog:
                 now,
                 p.expires_at,
             )
-            row.lease, row.claim, row.info = p.lease, p.claim, p.info
+            row.lease, row.claim, row.info, row.ops = p.lease, p.claim, p.info, p.ops
             rows.append(row)
             if p.op in ITEM_OPS:
                 final[(p.namespace, p.key)] = row
         con.executemany(
-            "INSERT INTO changes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO changes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [
                 (
                     r.id,
@@ -367,6 +401,7 @@ class SQLiteLog:
                     r.lease,
                     r.claim,
                     r.info,
+                    r.ops,
                 )
                 for r in rows
             ],

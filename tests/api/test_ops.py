@@ -22,6 +22,7 @@ CONTRACT = {
     ("PUT", "/v1/items/{namespace}/{key}"),
     ("GET", "/v1/items/{namespace}/{key}"),
     ("DELETE", "/v1/items/{namespace}/{key}"),
+    ("PATCH", "/v1/items/{namespace}/{key}"),
     ("GET", "/v1/history/{namespace}/{key}"),
     ("GET", "/v1/items"),
     ("GET", "/v1/namespaces"),

@@ -65,6 +65,15 @@ def test_put_get_history_delete(capsys: pytest.CaptureFixture[str], server: Live
     assert json.loads(out)["deleted"] is True
     _, out, _ = run(capsys, server, "history", "team/notes", "plan")
     assert [i["version"] for i in lines(out)] == [1, 2, 3]
+    _, out, _ = run(
+        capsys, server, "update", "team/notes", "tally", '[{"op": "increment", "path": "/n"}]'
+    )
+    assert json.loads(out)["value"] == {"n": 1}
+    code, _, err = run(
+        capsys, server, "update", "team/notes", "tally", '[{"op": "increment", "path": "/n"}]',
+        "--if-version", "7",
+    )  # fmt: skip
+    assert code != 0 and "expected version 7" in err
 
 
 def test_search_and_list(capsys: pytest.CaptureFixture[str], server: LiveServer) -> None:

@@ -99,6 +99,30 @@ def merge_patch_and_three_way_merge(side: Any, rec: Recorder) -> None:
 
 
 @scenario
+def updates_apply_inside_the_commit(side: Any, rec: Recorder) -> None:
+    m = side.mem
+    inc = [{"op": "increment", "path": "/n"}]
+    rec(m.update, "team/c", "counter", inc)
+    rec(
+        m.update,
+        "team/c",
+        "counter",
+        [*inc, {"op": "append", "path": "/log", "value": "a", "max_len": 2}],
+    )
+    rec(m.update, "team/c", "counter", inc, if_version=2)
+    rec(m.update, "team/c", "counter", inc, if_version=1)
+    rec(m.update, "team/c", "counter", [{"op": "test", "path": "/n", "value": 0}])
+    rec(m.update, "team/c", "missing", inc, create=False)
+    rec(m.update, "team/c", "counter", [{"op": "remove", "path": "/nope"}])
+    rec(m.update, "team/c", "counter", [{"op": "increment", "path": "/log"}])
+    rec(m.update, "team/c", "counter", [{"op": "bogus", "path": ""}])
+    rec(m.update, "team/c", "counter", inc, text="a counter", metadata={"kind": "tally"})
+    rec(m.put_many, [{"op": "update", "namespace": "team/c", "key": "counter", "ops": inc}] * 2)
+    rec(m.history, "team/c", "counter")
+    assert rec.errors() == ["Conflict", "Conflict", "NotFound"] + ["InvalidInput"] * 3
+
+
+@scenario
 def delete_leaves_a_tombstone_in_history(side: Any, rec: Recorder) -> None:
     m = side.mem
     rec(m.put, "team/notes", "gone", "v1")

@@ -13,6 +13,7 @@ from hivemem.memory.client import AsyncClient, AsyncWatchStream, Client
 
 MIRRORED = [
     "put",
+    "update",
     "put_many",
     "get",
     "delete",

@@ -214,3 +214,39 @@ def test_acl_tables_round_trip(log: StateLog) -> None:
     assert acl.acl_key("k1")[1:3] == ("bob", "digest")
     assert acl.acl_revoke_key("k1") is True
     assert acl.acl_key("k1")[4] is not None
+
+
+# -- group commit ----------------------------------------------------------------------
+
+
+def test_a_group_gives_each_plan_its_own_revision_in_order(log: StateLog) -> None:
+    log.commit("a", put_plan(("ns", "k", 0)))
+    outcomes = log.commit_group(
+        [("a", put_plan(("ns", "k", 1))), ("b", put_plan(("ns", "k", 2), ("ns", "j", 2)))]
+    )
+    assert [(o[0], [r.version for r in o[1]]) for o in outcomes] == [(2, [2]), (3, [3, 1])]
+    assert [r.author for r in log.changes_since(1, 10)] == ["a", "b", "b"]
+    assert log.head() == 3 and json.loads(log.get("ns", "k", None, time.time()).value) == 2
+
+
+def test_a_failing_plan_in_a_group_rolls_back_alone(log: StateLog) -> None:
+    def half_then_fail(view: WriteView):  # type: ignore[no-untyped-def]
+        view.latest([("ns", "k")])
+        raise ValueError("this plan fails")
+
+    def nothing(view: WriteView):  # type: ignore[no-untyped-def]
+        return [], "read only"
+
+    outcomes = log.commit_group(
+        [
+            ("a", put_plan(("ns", "k", 1))),
+            ("a", half_then_fail),
+            ("a", nothing),
+            ("a", put_plan(("ns", "k", 2))),
+        ]
+    )
+    assert isinstance(outcomes[1], ValueError)
+    assert outcomes[2] == (1, [], "read only")
+    assert outcomes[0][0] == 1 and outcomes[3][0] == 2  # type: ignore[index]
+    assert log.head() == 2
+    assert [r.version for r in log.history("ns", "k")] == [1, 2]

@@ -1,0 +1,133 @@
+"""Group commit: concurrent writers share one durable database commit, each keeping its
+own revision.
+
+With ``durability="full"`` every commit waits for an fsync, and a hot key written by 32
+agents spends its time there. While one writer (the leader) is committing, the others
+queue their plans; the next leader runs every queued plan in one database transaction,
+each plan in a savepoint of its own and each taking the next revision, then commits once.
+A plan that fails rolls back alone and consumes no revision; every caller gets its own
+result, revision and error, and only after the commit that made its write durable.
+Serial order, gap-free revisions and "one transaction = one revision" are unchanged: only
+the fsyncs are shared.
+
+Only writes without a precondition share commits (``share=True``: plain puts, updates,
+deletes). A compare-and-swap commits alone: in a shared batch the stale attempts of a
+read-CAS-retry loop would wait for the fsync of the one that won before learning they
+lost (measured: 5-8x fewer successful CAS increments at 32 writers).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from hivemem.memory.log.base import Plan, Row, StateLog
+
+__all__ = ["GroupCommitter", "OnCommit"]
+
+Outcome = tuple[int, list[Row], Any]
+#: Called under the write lock, in revision order, after the commit that made it durable.
+OnCommit = Callable[[int, list[Row], Any], None]
+
+
+@dataclass
+class _Ticket:
+    author: str
+    plan: Plan
+    on_commit: OnCommit
+    done: bool = False
+    outcome: Outcome | None = None
+    error: BaseException | None = field(default=None)
+
+
+class GroupCommitter:
+    """Commits plans for concurrent callers, batching those that arrive while one commits."""
+
+    def __init__(self, log: StateLog, write_lock: Any, max_batch: int = 256) -> None:
+        self.log = log
+        self.write_lock = write_lock
+        self.max_batch = max_batch
+        self._cond = threading.Condition(threading.Lock())
+        self._queue: list[_Ticket] = []
+        self._leading = False
+
+    def commit(
+        self, author: str, plan: Plan, on_commit: OnCommit, *, share: bool = True
+    ) -> Outcome:
+        """Run ``plan`` as one revision; returns ``(revision, rows, plan result)``.
+
+        ``share=False`` commits it alone (for plans with preconditions).
+        """
+        owned = getattr(self.write_lock, "_is_owned", None)
+        if not share or (owned is not None and owned()):
+            # Or called with the write lock held (a nested write): a leader waiting for
+            # that lock would wait forever on us, so commit directly.
+            return self._direct(author, plan, on_commit)
+        ticket = _Ticket(author, plan, on_commit)
+        with self._cond:
+            self._queue.append(ticket)
+            while self._leading and not ticket.done:
+                self._cond.wait()
+            if not ticket.done:
+                self._leading = True
+        if not ticket.done:
+            self._lead()
+        if ticket.error is not None:
+            raise ticket.error
+        assert ticket.outcome is not None
+        return ticket.outcome
+
+    def _direct(self, author: str, plan: Plan, on_commit: OnCommit) -> Outcome:
+        with self.write_lock:
+            outcome = self.log.commit(author, plan)
+            on_commit(*outcome)
+        return outcome
+
+    def _lead(self) -> None:
+        """Commit what is queued, as many rounds as arrive while committing, then hand over."""
+        try:
+            while True:
+                with self._cond:
+                    batch = self._queue[: self.max_batch]
+                    del self._queue[: len(batch)]
+                if not batch:
+                    return
+                self._commit_batch(batch)
+                with self._cond:
+                    self._cond.notify_all()
+        finally:
+            with self._cond:
+                self._leading = False
+                self._cond.notify_all()
+
+    def _commit_batch(self, batch: list[_Ticket]) -> None:
+        with self.write_lock:
+            try:
+                if len(batch) == 1:
+                    outcomes: list[Outcome | BaseException] = [
+                        self._one(batch[0].author, batch[0].plan)
+                    ]
+                else:
+                    outcomes = self.log.commit_group([(t.author, t.plan) for t in batch])
+            except BaseException as exc:  # the commit itself failed: nothing is durable
+                for ticket in batch:
+                    ticket.error, ticket.done = exc, True
+                return
+            for ticket, outcome in zip(batch, outcomes, strict=True):
+                if isinstance(outcome, BaseException):
+                    ticket.error = outcome
+                else:
+                    ticket.outcome = outcome
+                    try:
+                        ticket.on_commit(*outcome)
+                    except BaseException as exc:  # committed, but the views failed
+                        ticket.error = exc
+                ticket.done = True
+
+    def _one(self, author: str, plan: Plan) -> Outcome | BaseException:
+        try:
+            return self.log.commit(author, plan)
+        except Exception as exc:  # the plan's own error (Conflict, InvalidInput, ...)
+            return exc
