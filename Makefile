@@ -49,8 +49,8 @@ screenshot: install chromium
 	cp build/console-screenshots/browse.png docs/console.png
 
 lint: install
-	$(VENV)/bin/ruff check hivemem/__init__.py memory api adapters tests bench
-	$(VENV)/bin/ruff format --check hivemem/__init__.py memory api adapters tests bench
+	$(VENV)/bin/ruff check hivemem/__init__.py memory api adapters tests bench examples
+	$(VENV)/bin/ruff format --check hivemem/__init__.py memory api adapters tests bench examples
 	$(VENV)/bin/mypy --strict -p hivemem
 
 bench: install

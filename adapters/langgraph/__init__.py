@@ -9,6 +9,7 @@ Each works over an embedded ``Memory`` or a ``Client``.
 
 from __future__ import annotations
 
+from hivemem.adapters.langgraph.checkpoint import HivememSaver
 from hivemem.adapters.langgraph.store import HivememStore, VersionedItem
 
-__all__ = ["HivememStore", "VersionedItem"]
+__all__ = ["HivememStore", "VersionedItem", "HivememSaver"]

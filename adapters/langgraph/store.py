@@ -9,6 +9,7 @@ hivemem's engine; the index fields, when configured, become the item's text.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -324,6 +325,40 @@ class HivememStore(BaseStore):
             index=index,
             ttl=ttl,
         )
+
+    # -- waiting for another agent (beyond LangGraph) ----------------------------------
+    def wait_for(self, namespace: tuple[str, ...], key: str, timeout: float | None = None) -> Item:
+        """The item at ``(namespace, key)``, waiting on hivemem's watch until it exists.
+
+        Reads first; if absent, follows the change stream from the revision of that
+        read, so a write landing in between is never missed. Raises ``TimeoutError``
+        after ``timeout`` seconds.
+        """
+        hm_ns, hm_key = self._ns(namespace), encode_key(key)
+        since = self.memory.revision
+        try:
+            return self._item(self.memory.get(hm_ns, hm_key))
+        except NotFound:
+            pass
+        stream = self.memory.watch([hm_ns], since=since)
+        timer = threading.Timer(timeout, stream.close) if timeout is not None else None
+        try:
+            if timer is not None:
+                timer.start()
+            for change in stream:
+                if (change.namespace, change.key) == (hm_ns, hm_key) and change.item:
+                    return self._item(change.item)
+        finally:
+            if timer is not None:
+                timer.cancel()
+            stream.close()
+        raise TimeoutError(f"{namespace!r} / {key!r} did not appear within {timeout} s")
+
+    async def await_for(
+        self, namespace: tuple[str, ...], key: str, timeout: float | None = None
+    ) -> Item:
+        """Async twin of ``wait_for``."""
+        return await to_thread(self.wait_for, namespace, key, timeout)
 
 
 def _matches(condition: MatchCondition, namespace: tuple[str, ...]) -> bool:
