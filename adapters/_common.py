@@ -12,6 +12,8 @@ import asyncio
 import functools
 import math
 import re
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -39,6 +41,7 @@ __all__ = [
     "list_all",
     "get_many",
     "delete_present",
+    "message_keys",
 ]
 
 T = TypeVar("T")
@@ -190,3 +193,20 @@ def delete_present(target: Target, pairs: Sequence[tuple[str, str]]) -> int:
         except NotFound:
             continue  # one went away between the read and the delete: read again
     raise NotFound("items kept disappearing while being deleted")
+
+
+# -- conversations -------------------------------------------------------------------
+_clock = threading.Lock()
+_last = [0]
+
+
+def message_keys(count: int) -> list[str]:
+    """``count`` new keys that sort after every key this process made before.
+
+    Nanoseconds since the epoch, made strictly increasing, zero-padded so that key
+    order is write order; a batch gets consecutive keys.
+    """
+    with _clock:
+        start = max(time.time_ns(), _last[0] + 1)
+        _last[0] = start + count - 1
+    return [f"{start + i:020d}" for i in range(count)]

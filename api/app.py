@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -62,11 +62,16 @@ def create_app(settings: Settings | None = None, memory: Memory | None = None) -
             memory.close()
         raise
 
+    mcp = _mcp_route(memory) if settings.mcp else None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if owned:  # import torch and load the model while the first requests arrive
             threading.Thread(target=memory.warm_up, name="hivemem-warm-up", daemon=True).start()
-        yield
+        async with AsyncExitStack() as stack:
+            if mcp is not None:
+                await stack.enter_async_context(mcp[1])
+            yield
         if owned:
             memory.close()
 
@@ -89,6 +94,8 @@ def create_app(settings: Settings | None = None, memory: Memory | None = None) -
     for router in ROUTERS:
         app.include_router(router)
     mount_console(app)
+    if mcp is not None:
+        app.router.routes.append(mcp[0])
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -97,6 +104,15 @@ def create_app(settings: Settings | None = None, memory: Memory | None = None) -
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+def _mcp_route(memory: Memory) -> tuple[Any, Any] | None:
+    """The MCP server's ``/mcp`` route and its lifespan, when the ``mcp`` extra is installed."""
+    try:
+        from hivemem.adapters.mcp.http import mcp_route
+    except ImportError:
+        return None
+    return mcp_route(memory)
 
 
 def open_memory(settings: Settings, **options: Any) -> Memory:

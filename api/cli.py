@@ -477,6 +477,28 @@ def serve(settings: Settings, workers: int = 1, log_level: str = "info") -> None
         Multiprocess(config, sockets=[sock]).run()
 
 
+def run_mcp(args: argparse.Namespace, env: Mapping[str, str], cfg: Mapping[str, Any]) -> int:
+    """``hivemem mcp``: the MCP tools over stdio, on a server or a local data directory.
+
+    Nothing but the protocol may reach stdout, so messages go to stderr.
+    """
+    from hivemem.adapters.mcp import create_server
+
+    target: Any
+    if args.data:
+        from hivemem.memory import Memory
+
+        target = Memory.open(args.data)
+    else:
+        url, key = client_options(args, env, cfg)
+        target = Client(url, key, timeout=args.timeout)
+    try:
+        create_server(lambda ctx: target).run()
+    finally:
+        target.close()
+    return 0
+
+
 # -- parser --------------------------------------------------------------------------
 
 
@@ -518,6 +540,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--admin-key", help="API key of the 'admin' principal on a new store")
     p.add_argument("--workers", type=int, help="worker processes on one socket (default 1)")
     p.add_argument("--log-level", default="info", help="uvicorn log level")
+
+    p = cmd("mcp", None, "serve the MCP tools over stdio (to --url, or over --data)")
+    p.add_argument("--data", help="serve a local data directory instead of a server")
 
     p = cmd("put", _put, "write an item")
     p.add_argument("namespace", metavar="NS")
@@ -692,6 +717,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
             workers = int(_pick(args.workers, env, ["HIVEMEM_WORKERS"], cfg.get("workers"), 1))
             serve(server_settings(args, env, cfg), workers=workers, log_level=args.log_level)
             return 0
+        if args.command == "mcp":
+            return run_mcp(args, env, cfg)
         url, key = client_options(args, env, cfg)
         with Client(url, key, timeout=args.timeout) as client:
             args.func(client, args, sys.stdout)

@@ -33,6 +33,8 @@ class Settings:
     log_url: str | None = None
     #: Seconds a proposal waits for review before it expires (7 days).
     proposal_ttl: float = 7 * 86400.0
+    #: Serve the MCP server at ``/mcp`` (when the ``mcp`` extra is installed).
+    mcp: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage, message_to_dict, messages_from_dict
 
-from hivemem.adapters._common import Target, delete_present, join_namespace, list_all, to_thread
+from hivemem.adapters._common import (
+    Target,
+    delete_present,
+    join_namespace,
+    list_all,
+    message_keys,
+    to_thread,
+)
 
-__all__ = ["HivememChatMessageHistory", "message_keys"]
-
-_clock = threading.Lock()
-_last = [0]
-
-
-def message_keys(count: int) -> list[str]:
-    """``count`` new keys that sort after every key this process made before.
-
-    Nanoseconds since the epoch, made strictly increasing, zero-padded so that key
-    order is write order; a batch gets consecutive keys.
-    """
-    with _clock:
-        start = max(time.time_ns(), _last[0] + 1)
-        _last[0] = start + count - 1
-    return [f"{start + i:020d}" for i in range(count)]
+__all__ = ["HivememChatMessageHistory"]
 
 
 class HivememChatMessageHistory(BaseChatMessageHistory):

@@ -57,3 +57,16 @@ def test_langchain_retriever_in_a_runnable_chain(hash_side: Side) -> None:
     assert lines[1] == "[deploy] Deploy on Friday after the freeze ends"
     assert "[lunch]" not in prompt  # filtered out by kind
     assert lines[-1] == "Question: When do we deploy on Friday?"
+
+
+def test_llamaindex_retriever(hash_side: Side) -> None:
+    pytest.importorskip("llama_index.core")
+    from hivemem.adapters.llamaindex import HivememEmbedding
+    from tests.embedders import HashEmbedder
+
+    ex = example("llamaindex_retriever")
+    for item in hash_side.root.list("team/handbook").items:
+        hash_side.root.delete(item.namespace, item.key)
+    got = ex.retrieve(hash_side.target(), "deploy on friday", HivememEmbedding(HashEmbedder()))
+    assert got[0] == ("deploy", "Deploy on Friday after the freeze ends")
+    assert {doc for doc, _ in got} == {"deploy", "rollback"}  # lunch is not a plan

@@ -1,0 +1,216 @@
+"""hivemem's MCP server: every tool in-process with the SDK's client (over an embedded
+store and over a Client), and over streamable HTTP on 127.0.0.1 with two API keys of
+different grants."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import pytest
+
+pytest.importorskip("mcp.server.mcpserver")
+
+import httpx  # noqa: E402
+import httpx2  # noqa: E402
+from mcp import Client, StdioServerParameters  # noqa: E402
+from mcp.client.streamable_http import streamable_http_client  # noqa: E402
+
+from hivemem.adapters.mcp import create_server  # noqa: E402
+from tests.adapters.conftest import Side  # noqa: E402
+from tests.client.conftest import ADMIN_KEY  # noqa: E402
+
+TOOLS = {
+    "remember",
+    "search",
+    "get",
+    "put",
+    "delete",
+    "history",
+    "list_namespaces",
+    "changes_since",
+}
+
+
+async def call(client: Client, tool: str, **args: Any) -> Any:
+    result = await client.call_tool(tool, args)
+    assert not result.is_error, result.content
+    return result.structured_content
+
+
+async def error(client: Client, tool: str, **args: Any) -> str:
+    result = await client.call_tool(tool, args)
+    assert result.is_error
+    text = " ".join(getattr(c, "text", "") for c in result.content)
+    assert "Traceback" not in text
+    return text
+
+
+def connect(side: Side) -> Client:
+    """The SDK's client on an in-process server over the side's target (a fixture would
+    enter and leave the SDK's task group in different tasks)."""
+    target = side.target()
+    return Client(create_server(lambda ctx: target))
+
+
+async def test_tools_have_structured_output_schemas(hash_side: Side) -> None:
+    async with connect(hash_side) as client:
+        tools = (await client.list_tools()).tools
+        assert {t.name for t in tools} == TOOLS
+        assert all(t.output_schema for t in tools)
+
+
+async def test_remember_search_get_history(hash_side: Side, ns: str) -> None:
+    async with connect(hash_side) as client:
+        item = await call(client, "remember", namespace=ns, key="deploy", text="deploy on friday")
+        assert item["version"] == 1 and item["text"] == "deploy on friday"
+        await call(
+            client, "remember", namespace=ns, text="pizza for lunch", metadata={"kind": "food"}
+        )
+        hits = await call(client, "search", query="deploy friday", namespaces=[ns], k=1)
+        assert hits["hits"][0]["item"]["key"] == "deploy"
+        keyword = await call(client, "search", query="pizza", namespaces=[ns], mode="keyword")
+        assert [h["item"]["text"] for h in keyword["hits"]] == ["pizza for lunch"]
+        filtered = await call(
+            client, "search", query="lunch", namespaces=[ns], filter={"kind": "food"}
+        )
+        assert len(filtered["hits"]) == 1
+        got = await call(client, "get", namespace=ns, key="deploy")
+        assert got["value"] == "deploy on friday"
+        await call(client, "put", namespace=ns, key="deploy", value={"day": "sat"})
+        old = await call(client, "get", namespace=ns, key="deploy", at_revision=item["revision"])
+        assert old["value"] == "deploy on friday"
+        versions = await call(client, "history", namespace=ns, key="deploy")
+        assert [v["version"] for v in versions["versions"]] == [1, 2]
+
+
+async def test_put_if_version_conflict_and_delete(hash_side: Side, ns: str) -> None:
+    async with connect(hash_side) as client:
+        first = await call(client, "put", namespace=ns, key="k", value={"n": 1}, if_version=0)
+        assert first["version"] == 1
+        message = await error(client, "put", namespace=ns, key="k", value={"n": 2}, if_version=0)
+        assert "expected version 0, found 1" in message
+        tomb = await call(client, "delete", namespace=ns, key="k", if_version=1)
+        assert tomb["deleted"] is True
+        assert "no such item" in await error(client, "get", namespace=ns, key="k")
+        assert "namespace" in await error(client, "get", namespace="Bad NS", key="k")
+
+
+async def test_list_namespaces_and_changes_since(hash_side: Side, ns: str) -> None:
+    async with connect(hash_side) as client:
+        start = await call(client, "changes_since", revision=0, namespaces=[ns])
+        assert start["changes"] == []
+        await call(client, "put", namespace=f"{ns}/a", key="x", value=1)
+        await call(client, "put", namespace=f"{ns}/b/c", key="y", value=2)
+        await call(client, "delete", namespace=f"{ns}/a", key="x")
+        names = await call(client, "list_namespaces", prefix=ns)
+        assert names["namespaces"] == [{"namespace": f"{ns}/b/c", "items": 1}]
+        cut = await call(client, "list_namespaces", prefix=ns, depth=2)
+        assert [n["namespace"] for n in cut["namespaces"]] == [f"{ns}/b"]
+        changes = await call(client, "changes_since", revision=start["revision"], namespaces=[ns])
+        assert [(c["op"], c["key"]) for c in changes["changes"]] == [
+            ("put", "x"),
+            ("put", "y"),
+            ("delete", "x"),
+        ]
+        page = await call(
+            client, "changes_since", revision=start["revision"], namespaces=[ns], limit=1
+        )
+        assert [c["key"] for c in page["changes"]] == ["x"]
+        rest = await call(client, "changes_since", revision=page["revision"], namespaces=[ns])
+        assert [c["key"] for c in rest["changes"]] == ["y", "x"]
+        again = await call(client, "changes_since", revision=changes["revision"], namespaces=[ns])
+        assert again["changes"] == []
+
+
+# -- streamable HTTP with API keys ------------------------------------------------------
+
+
+def http_client(url: str, key: str) -> Client:
+    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    return Client(streamable_http_client(f"{url}/mcp", http_client=http))
+
+
+async def test_http_keys_act_with_their_own_grants(hash_server: Any, ns: str) -> None:
+    root = hash_server.memory
+    root.grant("mcp-writer", ns, "write")
+    root.grant("mcp-reader", ns, "read")
+    writer_key = root.create_key("mcp-writer").secret
+    reader_key = root.create_key("mcp-reader").secret
+    async with http_client(hash_server.url, writer_key) as writer:
+        item = await call(writer, "remember", namespace=ns, key="plan", text="deploy friday")
+        assert item["author"] == "mcp-writer"
+        assert (
+            "permission"
+            in (await error(writer, "put", namespace="elsewhere", key="k", value=1)).lower()
+        )
+    async with http_client(hash_server.url, reader_key) as reader:
+        hits = await call(reader, "search", query="deploy", namespaces=[ns])
+        assert [h["item"]["key"] for h in hits["hits"]] == ["plan"]
+        denied = await error(reader, "remember", namespace=ns, text="sneaky")
+        assert "mcp-reader" in denied
+        names = await call(reader, "list_namespaces")
+        assert [n["namespace"] for n in names["namespaces"]] == [ns]
+    assert [i.key for i in root.list(ns).items] == ["plan"]
+
+
+def test_http_without_a_valid_key_is_401(hash_server: Any) -> None:
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+    headers = {"Accept": "application/json, text/event-stream"}
+    for auth in ({}, {"Authorization": "Bearer not-a-key"}):
+        r = httpx.post(f"{hash_server.url}/mcp", json=body, headers={**headers, **auth})
+        assert r.status_code == 401
+        assert r.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_example_remembers_and_recalls_over_http(hash_server: Any) -> None:
+    from tests.adapters.test_examples import example
+
+    ex = example("mcp_remember_recall")
+    for item in hash_server.memory.list("demo/notes").items:
+        hash_server.memory.delete(item.namespace, item.key)
+    got = await ex.over_http(f"{hash_server.url}/mcp", ADMIN_KEY)
+    assert got == {
+        "recalled": "The deploy is on Friday after the freeze",
+        "changed": ["deploy", "lunch"],
+    }
+
+
+async def test_example_in_process(hash_side: Side) -> None:
+    from tests.adapters.test_examples import example
+
+    ex = example("mcp_remember_recall")
+    for item in hash_side.root.list("demo/notes").items:
+        hash_side.root.delete(item.namespace, item.key)
+    got = await ex.in_process(hash_side.target())
+    assert got["recalled"] == "The deploy is on Friday after the freeze"
+
+
+async def test_stdio_over_a_server(hash_server: Any, ns: str) -> None:
+    """``hivemem mcp --url --api-key`` speaks MCP on stdin/stdout (the SDK's stdio client)."""
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "hivemem.api.cli", "mcp", "--url", hash_server.url, "--api-key", ADMIN_KEY],
+    )
+    async with Client(params) as client:
+        item = await call(client, "remember", namespace=ns, text="via stdio")
+        assert item["author"] == "admin"
+        found = await call(client, "search", query="stdio", namespaces=[ns], mode="keyword")
+        assert [h["item"]["text"] for h in found["hits"]] == ["via stdio"]
+    assert [i.text for i in hash_server.memory.list(ns).items] == ["via stdio"]
+
+
+async def test_stdio_over_a_local_data_directory(tmp_path: Any) -> None:
+    """``hivemem mcp --data DIR`` serves an embedded store in that directory."""
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "hivemem.api.cli", "mcp", "--data", str(tmp_path / "data")],
+    )
+    async with Client(params) as client:  # values without text: the model never loads
+        await call(client, "put", namespace="local", key="k", value={"n": 1})
+        got = await call(client, "get", namespace="local", key="k")
+        assert got["value"] == {"n": 1}
+    from hivemem import Memory
+
+    with Memory.open(str(tmp_path / "data"), embedder=None) as mem:
+        assert mem.get("local", "k").value == {"n": 1}
