@@ -20,7 +20,6 @@ from mcp.client.streamable_http import streamable_http_client
 from hivemem import Memory
 from hivemem.adapters.mcp import create_server
 
-
 NOTES = "demo/notes"
 
 
