@@ -7,10 +7,11 @@ that key's grants. Sessions are stateless, so any replica answers any request.
 
 from __future__ import annotations
 
+import functools
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from mcp.server.mcpserver import Context
+from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import HTTPConnection
 from starlette.routing import Route
@@ -47,17 +48,28 @@ class _BearerKeys:
         await self.app(scope, receive, send)
 
 
+def _resolve(ctx: Context[Any, Any]) -> Memory:
+    """The caller's view of the store of the app that received the request."""
+    request = ctx.request_context.request
+    if request is None:  # pragma: no cover - only HTTP requests reach this server
+        raise Unauthenticated("no HTTP request")
+    root: Memory = request.app.state.memory
+    return root.authenticate(bearer_token(request))
+
+
+@functools.lru_cache(maxsize=1)
+def _server() -> MCPServer:
+    # Registering the tools costs ~0.1 s (their schemas): one server per process,
+    # shared by every app, each with a session manager of its own.
+    return create_server(_resolve)
+
+
 def mcp_route(root: Memory, path: str = "/mcp") -> tuple[Route, AbstractAsyncContextManager[Any]]:
-    """The ``/mcp`` route over ``root``, and the context manager to run in the lifespan."""
+    """The ``/mcp`` route over ``root``, and the context manager to run in the lifespan.
 
-    def resolve(ctx: Context[Any, Any]) -> Memory:
-        request = ctx.request_context.request
-        if request is None:  # pragma: no cover - only HTTP requests reach this server
-            raise Unauthenticated("no HTTP request")
-        return root.authenticate(bearer_token(request))
-
-    server = create_server(resolve)
-    app = server.streamable_http_app(
+    ``root`` must be the ``app.state.memory`` of the app the route is added to.
+    """
+    app = _server().streamable_http_app(
         streamable_http_path=path,
         stateless_http=True,
         # The bearer key already stops a rebinding page (it has no key); behind a proxy
@@ -65,5 +77,5 @@ def mcp_route(root: Memory, path: str = "/mcp") -> tuple[Route, AbstractAsyncCon
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
     transport = next(r for r in app.routes if isinstance(r, Route) and r.path == path)
-    endpoint = _BearerKeys(transport.endpoint, root)
-    return Route(path, endpoint=endpoint), server.session_manager.run()
+    endpoint: Any = transport.endpoint  # the SDK's StreamableHTTPASGIApp
+    return Route(path, endpoint=_BearerKeys(endpoint, root)), endpoint.session_manager.run()

@@ -214,3 +214,15 @@ async def test_stdio_over_a_local_data_directory(tmp_path: Any) -> None:
 
     with Memory.open(str(tmp_path / "data"), embedder=None) as mem:
         assert mem.get("local", "k").value == {"n": 1}
+
+
+def test_mcp_can_be_turned_off(hash_store: Any) -> None:
+    from fastapi.testclient import TestClient
+
+    from hivemem.api.app import create_app
+    from hivemem.api.settings import Settings
+
+    for enabled, status in ((True, 401), (False, 404)):
+        app = create_app(Settings(admin_key=ADMIN_KEY, mcp=enabled), memory=hash_store)
+        with TestClient(app) as c:
+            assert c.post("/mcp", json={}).status_code == status
