@@ -44,8 +44,10 @@ async def remember_and_recall(client: Client) -> dict[str, Any]:
 
 async def over_http(url: str, api_key: str) -> dict[str, Any]:
     """The same conversation with a server's ``/mcp`` endpoint."""
-    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {api_key}"})
-    async with Client(streamable_http_client(url, http_client=http)) as client:
+    async with (
+        httpx2.AsyncClient(headers={"Authorization": f"Bearer {api_key}"}) as http,
+        Client(streamable_http_client(url, http_client=http)) as client,
+    ):
         return await remember_and_recall(client)
 
 

@@ -183,9 +183,10 @@ class HivememVectorStore(VectorStore):
     def _select_relevance_score_fn(self) -> Any:
         # Vector scores are cosines in [-1, 1]; hybrid and keyword scores are already
         # normalised to [0, 1] by the engine.
+        # float32 cosines may exceed 1 by an ulp: clamp.
         if self.mode == "vector":
-            return lambda score: (score + 1.0) / 2.0
-        return lambda score: score
+            return lambda score: min(1.0, max(0.0, (score + 1.0) / 2.0))
+        return lambda score: min(1.0, max(0.0, score))
 
     def max_marginal_relevance_search(
         self,

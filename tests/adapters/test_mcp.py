@@ -4,7 +4,9 @@ different grants."""
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -126,9 +128,14 @@ async def test_list_namespaces_and_changes_since(hash_side: Side, ns: str) -> No
 # -- streamable HTTP with API keys ------------------------------------------------------
 
 
-def http_client(url: str, key: str) -> Client:
-    http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30)
-    return Client(streamable_http_client(f"{url}/mcp", http_client=http))
+@contextlib.asynccontextmanager
+async def http_client(url: str, key: str) -> AsyncIterator[Client]:
+    headers = {"Authorization": f"Bearer {key}"}
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=30) as http,
+        Client(streamable_http_client(f"{url}/mcp", http_client=http)) as client,
+    ):
+        yield client
 
 
 async def test_http_keys_act_with_their_own_grants(hash_server: Any, ns: str) -> None:
