@@ -14,7 +14,15 @@ from hivemem.adapters.mcp.server import (
     ChangesResult,
     HistoryResult,
     SearchResult,
+    WriteResult,
     create_server,
 )
 
-__all__ = ["create_server", "SearchResult", "HistoryResult", "ChangesResult", "INSTRUCTIONS"]
+__all__ = [
+    "create_server",
+    "WriteResult",
+    "SearchResult",
+    "HistoryResult",
+    "ChangesResult",
+    "INSTRUCTIONS",
+]

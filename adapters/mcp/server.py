@@ -20,10 +20,11 @@ from pydantic import BaseModel, Field
 
 from hivemem.adapters._common import Target, to_thread
 from hivemem.memory.errors import Conflict, HivememError
-from hivemem.memory.models import Change, Hit, Item, NamespacePage
+from hivemem.memory.models import Change, Hit, Item, NamespacePage, Proposal
 
 __all__ = [
     "create_server",
+    "WriteResult",
     "SearchResult",
     "HistoryResult",
     "ChangesResult",
@@ -38,6 +39,20 @@ agents wrote after a revision."""
 
 Resolve = Callable[[Context[Any, Any]], Target]
 T = TypeVar("T")
+
+
+class WriteResult(BaseModel):
+    """What a write did: the version written, or (for a ``propose`` principal) the
+    proposal now waiting for review."""
+
+    item: Item | None = None
+    proposal: Proposal | None = None
+
+
+def _written(result: Item | Proposal) -> WriteResult:
+    if isinstance(result, Proposal):
+        return WriteResult(proposal=result)
+    return WriteResult(item=result)
 
 
 class SearchResult(BaseModel):
@@ -93,10 +108,10 @@ def create_server(resolve: Resolve, name: str = "hivemem") -> MCPServer:
         text: str,
         key: str | None = None,
         metadata: dict[str, Any] | None = None,
-    ) -> Item:
+    ) -> WriteResult:
         """Store a piece of text (searchable by meaning and words) under a namespace."""
         target = resolve(ctx)
-        return await _run(
+        written = await _run(
             target.put,
             namespace,
             key or uuid.uuid4().hex,
@@ -104,6 +119,7 @@ def create_server(resolve: Resolve, name: str = "hivemem") -> MCPServer:
             text=text,
             metadata=metadata,
         )
+        return _written(written)
 
     @mcp.tool()
     async def search(
@@ -139,9 +155,9 @@ def create_server(resolve: Resolve, name: str = "hivemem") -> MCPServer:
         metadata: dict[str, Any] | None = None,
         if_version: int | None = None,
         ttl: float | None = None,
-    ) -> Item:
+    ) -> WriteResult:
         """Write an item; ``if_version`` makes it compare-and-swap (0: must not exist)."""
-        return await _run(
+        written = await _run(
             resolve(ctx).put,
             namespace,
             key,
@@ -151,13 +167,14 @@ def create_server(resolve: Resolve, name: str = "hivemem") -> MCPServer:
             if_version=if_version,
             ttl=ttl,
         )
+        return _written(written)
 
     @mcp.tool()
     async def delete(
         ctx: Context[Any, Any], namespace: str, key: str, if_version: int | None = None
-    ) -> Item:
+    ) -> WriteResult:
         """Delete an item (its history is kept); returns the tombstone."""
-        return await _run(resolve(ctx).delete, namespace, key, if_version)
+        return _written(await _run(resolve(ctx).delete, namespace, key, if_version))
 
     @mcp.tool()
     async def history(ctx: Context[Any, Any], namespace: str, key: str) -> HistoryResult:

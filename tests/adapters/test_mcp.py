@@ -64,7 +64,9 @@ async def test_tools_have_structured_output_schemas(hash_side: Side) -> None:
 
 async def test_remember_search_get_history(hash_side: Side, ns: str) -> None:
     async with connect(hash_side) as client:
-        item = await call(client, "remember", namespace=ns, key="deploy", text="deploy on friday")
+        item = (
+            await call(client, "remember", namespace=ns, key="deploy", text="deploy on friday")
+        )["item"]
         assert item["version"] == 1 and item["text"] == "deploy on friday"
         await call(
             client, "remember", namespace=ns, text="pizza for lunch", metadata={"kind": "food"}
@@ -88,11 +90,13 @@ async def test_remember_search_get_history(hash_side: Side, ns: str) -> None:
 
 async def test_put_if_version_conflict_and_delete(hash_side: Side, ns: str) -> None:
     async with connect(hash_side) as client:
-        first = await call(client, "put", namespace=ns, key="k", value={"n": 1}, if_version=0)
+        first = (await call(client, "put", namespace=ns, key="k", value={"n": 1}, if_version=0))[
+            "item"
+        ]
         assert first["version"] == 1
         message = await error(client, "put", namespace=ns, key="k", value={"n": 2}, if_version=0)
         assert "expected version 0, found 1" in message
-        tomb = await call(client, "delete", namespace=ns, key="k", if_version=1)
+        tomb = (await call(client, "delete", namespace=ns, key="k", if_version=1))["item"]
         assert tomb["deleted"] is True
         assert "no such item" in await error(client, "get", namespace=ns, key="k")
         assert "namespace" in await error(client, "get", namespace="Bad NS", key="k")
@@ -125,6 +129,16 @@ async def test_list_namespaces_and_changes_since(hash_side: Side, ns: str) -> No
         assert again["changes"] == []
 
 
+async def test_a_propose_principals_write_is_a_proposal(hash_side: Side, ns: str) -> None:
+    hash_side.root.grant("mcp-proposer", ns, "propose")
+    target = hash_side.target("mcp-proposer")
+    async with Client(create_server(lambda ctx: target)) as client:
+        written = await call(client, "put", namespace=ns, key="k", value={"n": 1})
+    assert written["item"] is None
+    assert written["proposal"]["status"] == "pending" and written["proposal"]["key"] == "k"
+    assert hash_side.root.list(ns).items == []
+
+
 # -- streamable HTTP with API keys ------------------------------------------------------
 
 
@@ -145,7 +159,9 @@ async def test_http_keys_act_with_their_own_grants(hash_server: Any, ns: str) ->
     writer_key = root.create_key("mcp-writer").secret
     reader_key = root.create_key("mcp-reader").secret
     async with http_client(hash_server.url, writer_key) as writer:
-        item = await call(writer, "remember", namespace=ns, key="plan", text="deploy friday")
+        item = (await call(writer, "remember", namespace=ns, key="plan", text="deploy friday"))[
+            "item"
+        ]
         assert item["author"] == "mcp-writer"
         assert (
             "permission"
@@ -200,7 +216,7 @@ async def test_stdio_over_a_server(hash_server: Any, ns: str) -> None:
         args=["-m", "hivemem.api.cli", "mcp", "--url", hash_server.url, "--api-key", ADMIN_KEY],
     )
     async with Client(params) as client:
-        item = await call(client, "remember", namespace=ns, text="via stdio")
+        item = (await call(client, "remember", namespace=ns, text="via stdio"))["item"]
         assert item["author"] == "admin"
         found = await call(client, "search", query="stdio", namespaces=[ns], mode="keyword")
         assert [h["item"]["text"] for h in found["hits"]] == ["via stdio"]
