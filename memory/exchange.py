@@ -23,13 +23,14 @@ from hivemem.memory.log.base import StateLog
 from hivemem.memory.models import Proposal, TaskClaim
 from hivemem.memory.ops import PreparedDelete, prepare_put, validate_model
 from hivemem.memory.proposals import ProposePlan
+from hivemem.memory.validation import check_int
 
 if TYPE_CHECKING:
     from hivemem.memory.engine import Memory
 
 __all__ = ["lease_records", "Importer"]
 
-_ITEM_FIELDS = ("namespace", "key", "value", "text", "metadata", "vector")
+_ITEM_FIELDS = ("namespace", "key", "value", "text", "metadata", "vector", "thread")
 
 
 def lease_records(log: StateLog, item: dict[str, Any], done: set[str]) -> Iterator[dict[str, Any]]:
@@ -69,9 +70,15 @@ class Importer:
             return self._proposal(rec, where)
         raise InvalidInput(f"{where}.kind", "must be 'item', 'lease' or 'proposal'")
 
-    def item(self, rec: dict[str, Any]) -> dict[str, Any] | None:
-        """The put of an item record, or None if its lease has run out meanwhile."""
+    def item(self, rec: dict[str, Any], where: str = "record") -> dict[str, Any] | None:
+        """The put of an item record, or None if its lease has run out meanwhile.
+
+        A threaded record keeps its exported place (``_place``, taken off by the
+        engine): a thread's conversation order survives the copy.
+        """
         op = {f: rec[f] for f in _ITEM_FIELDS if f in rec}
+        if rec.get("thread_pos") is not None:
+            op["_place"] = check_int(rec["thread_pos"], f"{where}.thread_pos")
         if rec.get("lease") is not None:
             lease = self.leases.get(rec["lease"])
             if lease is None:
@@ -123,6 +130,7 @@ class Importer:
                 "value": proposal.value,
                 "text": proposal.text,
                 "metadata": proposal.metadata,
+                "thread": proposal.thread,
             }
             op = prepare_put(raw, f"{where}.", max_value_bytes=core.max_value_bytes, dim=core.dim)
             op.base_version = proposal.base_version

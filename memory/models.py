@@ -22,6 +22,9 @@ __all__ = [
     "Proposal",
     "TaskClaim",
     "Claim",
+    "Citation",
+    "RecallItem",
+    "Recall",
     "Compare",
     "PutOp",
     "DeleteOp",
@@ -93,7 +96,11 @@ class TaskClaim(_Model):
 
 
 class Item(_Model):
-    """One version of one item. ``deleted`` marks a tombstone in history."""
+    """One version of one item. ``deleted`` marks a tombstone in history.
+
+    ``thread`` names the conversation the item belongs to (in its namespace);
+    ``thread_pos`` is its place there: a thread's items in conversation order sort by it.
+    """
 
     namespace: str
     key: str
@@ -109,6 +116,8 @@ class Item(_Model):
     deleted: bool = False
     lease: str | None = None
     claim: TaskClaim | None = None
+    thread: str | None = None
+    thread_pos: int | None = None
 
 
 class Claim(_Model):
@@ -154,6 +163,7 @@ class Proposal(_Model):
     value: Any = None
     text: str | None = None
     metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    thread: str | None = None
     base_version: int
     author: str
     revision: int
@@ -226,6 +236,39 @@ class Hit(_Model):
     score: float
 
 
+class Citation(_Model):
+    """Where a recalled item comes from: enough to read that very version again."""
+
+    namespace: str
+    key: str
+    version: int
+    revision: int
+    author: str
+    thread: str | None = None
+
+
+class RecallItem(_Model):
+    """One item in a recall's context, with its citation and the tokens its entry took."""
+
+    item: Item
+    score: float
+    citation: Citation
+    tokens: int
+
+
+class Recall(_Model):
+    """A prompt-ready context under a token budget (see ``Memory.recall``).
+
+    ``items`` are in context order (threads together, in conversation order);
+    ``truncated`` is true when a hit ranked above the last one included did not fit.
+    """
+
+    context: str
+    items: list[RecallItem]
+    tokens: int
+    truncated: bool
+
+
 class Compare(_Request):
     """A txn precondition on one item.
 
@@ -255,7 +298,6 @@ class PutOp(_Request):
     ttl: float | None = None
     vector: list[float] | None = None
     lease: str | None = None
-    fence: str | None = None
 
 
 class UpdateOp(_Request):

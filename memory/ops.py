@@ -66,6 +66,8 @@ class PreparedPut:
     field: str = ""
     #: A task's claim state restored by import (never taken from a caller's op).
     claim_json: str | None = None
+    thread: str | None = None
+    thread_pos: int | None = None  # only an import sets it: the place the record had
 
 
 @dataclass
@@ -158,6 +160,9 @@ def prepare_put(
         check_lease_id(lease, f"{field}lease")
         if ttl is not None:
             raise InvalidInput(f"{field}lease", "an item has a lease or a ttl, not both")
+    thread = get("thread")
+    if thread is not None:
+        thread = check_key(thread, f"{field}thread")  # thread names follow the key rules
     return PreparedPut(
         ns,
         key,
@@ -174,6 +179,7 @@ def prepare_put(
         lease,
         _fence(get("fence"), f"{field}fence"),
         field,
+        thread,
     )
 
 

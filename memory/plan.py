@@ -114,7 +114,16 @@ class TxnPlan:
             return row.version, None
         if row.expires_at is not None and row.expires_at <= self.view.now:
             # expired but not yet reaped: log the expiry first, then treat as absent
-            expire = PendingChange("expire", k[0], k[1], row.version + 1, row.version, info=_TTL)
+            expire = PendingChange(
+                "expire",
+                k[0],
+                k[1],
+                row.version + 1,
+                row.version,
+                info=_TTL,
+                thread=row.thread,
+                thread_pos=row.thread_pos,
+            )
             self.pending.append(expire)
             self.staged[k] = expire
             return expire.version, None
@@ -144,6 +153,8 @@ class TxnPlan:
             value=json.loads(cur.value) if cur.value else None,
             text=cur.text,
             metadata=json.loads(cur.metadata) if cur.metadata else {},
+            thread=cur.thread,
+            thread_pos=cur.thread_pos,
             version=cur.version,
             revision=self.view.revision,
             author="",
@@ -195,7 +206,16 @@ class TxnPlan:
         if isinstance(op, PreparedDelete):
             if cur is None:
                 raise NotFound("no such item")
-            change = PendingChange("delete", k[0], k[1], version + 1, version)
+            # a tombstone names the thread it leaves, so thread watchers hear of it
+            change = PendingChange(
+                "delete",
+                k[0],
+                k[1],
+                version + 1,
+                version,
+                thread=cur.thread,
+                thread_pos=cur.thread_pos,
+            )
             self._stage(k, change)
             item = Item(
                 namespace=k[0],
@@ -254,7 +274,10 @@ class TxnPlan:
 
     def _put(self, op: PreparedPut, k: tuple[str, str], version: int, cur: Any) -> OpResult:
         value_json, text, meta, vector = op.value_json, op.text, op.metadata, op.vector
+        thread = op.thread
         if op.merge != "replace":
+            if thread is None and cur is not None:
+                thread = cur.thread
             old_value = json.loads(cur.value) if cur is not None and cur.value else None
             if op.merge == "patch":
                 merged = merging.merge_patch(old_value if cur is not None else {}, op.value)
@@ -287,6 +310,8 @@ class TxnPlan:
             lease=op.lease,
             # task state outlives new values (an import restores an exported one)
             claim=op.claim_json if op.claim_json is not None else (cur.claim if cur else None),
+            thread=thread,
+            thread_pos=_place(op, thread, cur),
         )
         self._stage(k, change)
         return build_model(
@@ -322,3 +347,13 @@ class TxnPlan:
         self.staged[k] = change
 
     _stage = stage
+
+
+def _place(op: PreparedPut, thread: str | None, cur: Any) -> int | None:
+    """An item's place in its thread: an overwrite in the same thread keeps it; a first
+    write there (or after a delete) takes a new one, unless an import carries it."""
+    if thread is None:
+        return None
+    if cur is not None and cur.thread == thread and cur.thread_pos is not None:
+        return int(cur.thread_pos)
+    return op.thread_pos

@@ -75,6 +75,7 @@ class ProposePlan:
             value=put.value if put else None,
             text=put.text if put else None,
             metadata=json.loads(put.metadata or "{}") if put else {},
+            thread=put.thread if put else None,
             base_version=put.base_version if put and put.base_version is not None else base,
             author=self.author,
             revision=view.revision,
@@ -154,4 +155,5 @@ class ReviewPlan:
             None,
             None,
             entry.vector,
+            thread=proposal.thread,
         )

@@ -91,6 +91,8 @@ def row_to_item(row: Row, value: Any = _MISSING) -> Item:
         deleted=not row.live,
         lease=row.lease if row.live else None,
         claim=_claim(row.claim) if row.claim and row.live else None,
+        thread=row.thread,
+        thread_pos=row.thread_pos,
     )
 
 

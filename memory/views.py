@@ -1,9 +1,9 @@
 """The state shared by every principal view of one store, and the views of its log.
 
-``Core`` owns the log, the vector index, the watch hub and the TTL reaper. The index
-and the hub are views of the log: ``after_commit`` applies each commit in order, and
-``catch_up`` / ``rebuild_index`` bring them level with the log after a restart or a
-commit by another process.
+``Core`` owns the log, the vector index, the keyword index, the watch hub and the TTL
+reaper. The indexes and the hub are views of the log: ``after_commit`` applies each
+commit in order, and ``catch_up`` / ``rebuild_index`` bring them level with the log
+after a restart or a commit by another process.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from hivemem.memory.errors import Conflict, InvalidInput
 from hivemem.memory.group_commit import GroupCommitter
 from hivemem.memory.index.base import VectorIndex
 from hivemem.memory.log.base import PendingChange, Plan, Row, StateLog, WriteView
+from hivemem.memory.threads import DEFAULT_WINDOW, KeywordView
 from hivemem.memory.watch import Subscription, WatchHub
 
 __all__ = ["Core", "SYSTEM_PRINCIPAL"]
@@ -53,9 +54,11 @@ class Core:
         watch_queue: int,
         save_interval: float,
         cleanup_dir: str | None,
+        thread_window: int | None = None,
     ) -> None:
         self.log = log
         self.index = index
+        self.keywords = KeywordView(_thread_window(log, thread_window))
         self.embedder = embedder
         self.max_value_bytes = max_value_bytes
         self.proposal_ttl = 7 * 86400.0  # set by Memory.open
@@ -80,6 +83,7 @@ class Core:
         self.committer = GroupCommitter(log, self.write_lock)
         self._saved_revision = -1
         self._last_save = time.monotonic()
+        self.rebuild_keywords()
         self.open_index()
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
@@ -173,18 +177,39 @@ class Core:
                 seconds=round(time.monotonic() - started, 3),
             )
 
-    def catch_up(self, reason: str = "external_commit") -> None:
-        """Apply log revisions the index (and the watch hub) have not seen."""
+    def rebuild_keywords(self) -> None:
+        """Rebuild the keyword index from the live items in the log.
+
+        The revision is read first: a commit racing the listing is applied again by the
+        next catch-up, which is harmless (applying a key's latest state is idempotent).
+        """
         with self.write_lock:
-            start = min(self.index.applied_revision, self.hub.last_revision)
+            view = self.keywords
+            view.reset()
+            head = self.log.head()
+            after = None
+            while True:
+                rows = self.log.list_items([""], [], 2000, after, time.time())
+                view.apply(0, [r for r in rows if r.text], ())
+                if len(rows) < 2000:
+                    break
+                after = (rows[-1].namespace, rows[-1].key)
+            view.applied_revision = head
+
+    def catch_up(self, reason: str = "external_commit") -> None:
+        """Apply log revisions the indexes (and the watch hub) have not seen."""
+        with self.write_lock:
+            kw = self.keywords
+            start = min(self.index.applied_revision, kw.applied_revision, self.hub.last_revision)
             first, applied = start, 0
             while True:
                 rows = self.log.changes_since(start, 512)
                 if not rows:
                     break
                 last = rows[-1].revision
-                if last > self.index.applied_revision:
-                    fresh = [r for r in rows if r.revision > self.index.applied_revision]
+                behind = min(self.index.applied_revision, kw.applied_revision)
+                if last > behind:
+                    fresh = [r for r in rows if r.revision > behind]
                     self._reindex_keys({(r.namespace, r.key) for r in fresh}, last)
                 for revision, group in _by_revision(rows):
                     self.hub.publish(revision, group)
@@ -202,33 +227,49 @@ class Core:
     def _reindex_keys(self, keys: set[tuple[str, str]], revision: int) -> None:
         removes: list[int] = []
         adds: list[tuple[int, str, np.ndarray]] = []
-        tops: list[tuple[int, str, bytes]] = []
-        for ns, key in keys:
+        tops: list[Row] = []
+        blobs: list[tuple[int, str, bytes]] = []
+        for ns, key in sorted(keys):
             history = self.log.history(ns, key)
             removes += [r.id for r in history]
             top = history[-1] if history else None
-            if top is not None and top.live and top.vector is not None:
-                tops.append((top.id, ns, top.vector))
-        adds += self._vectors(tops)
-        self.index.apply(revision, adds, removes)
+            if top is not None and top.live:
+                tops.append(top)
+                if top.vector is not None:
+                    blobs.append((top.id, ns, top.vector))
+        adds += self._vectors(blobs)
+        if revision > self.index.applied_revision:
+            self.index.apply(revision, adds, removes)
+        if revision > self.keywords.applied_revision:
+            self.keywords.apply(revision, tops, removes)
 
     def sync(self) -> None:
         """Catch up with commits made by other processes sharing the store."""
-        if self.log.external_change() and self.log.head() > self.index.applied_revision:
+        if self.log.external_change() and self.log.head() > min(
+            self.index.applied_revision, self.keywords.applied_revision
+        ):
             self.catch_up()
 
     def after_commit(self, revision: int, rows: list[Row], replaced: list[int]) -> None:
         """Update views in commit order (called under the write lock)."""
-        if revision > self.hub.last_revision + 1 or revision > self.index.applied_revision + 1:
+        if (
+            revision > self.hub.last_revision + 1
+            or revision > self.index.applied_revision + 1
+            or revision > self.keywords.applied_revision + 1
+        ):
             self.catch_up()  # another process committed in between
             return
+        final = _final_rows(rows)
         adds = [
             (r.id, r.namespace, np.frombuffer(r.vector, dtype=np.float32))
-            for r in _final_rows(rows)
+            for r in final
             if r.live and r.vector is not None
         ]
         removes = replaced + [r.id for r in rows if not (r.live and r.vector is not None)]
         self.index.apply(revision, adds, removes)
+        texts = [r for r in final if r.live and r.text]
+        kept = {r.id for r in texts}
+        self.keywords.apply(revision, texts, replaced + [r.id for r in rows if r.id not in kept])
         self.hub.publish(revision, rows)
 
     def fix_dim(self, puts: Iterable[Any]) -> bool:
@@ -277,7 +318,14 @@ class Core:
                 if row and row.live and row.expires_at is not None and row.expires_at <= view.now:
                     out.append(
                         PendingChange(
-                            "expire", k[0], k[1], row.version + 1, row.version, info=_TTL_REASON
+                            "expire",
+                            k[0],
+                            k[1],
+                            row.version + 1,
+                            row.version,
+                            info=_TTL_REASON,
+                            thread=row.thread,
+                            thread_pos=row.thread_pos,
                         )
                     )
             return out, [latest[(p.namespace, p.key)].id for p in out]
@@ -358,6 +406,18 @@ class Core:
             self.log.close()
         if self.cleanup_dir:
             shutil.rmtree(self.cleanup_dir, ignore_errors=True)
+
+
+def _thread_window(log: StateLog, asked: int | None) -> int:
+    """The store's thread window: as stored, or as asked (and then stored)."""
+    stored = log.meta("thread_window")
+    if asked is None:
+        return int(stored) if stored else DEFAULT_WINDOW
+    if isinstance(asked, bool) or not isinstance(asked, int) or not 0 <= asked <= 16:
+        raise InvalidInput("thread_window", "must be an integer from 0 to 16")
+    if stored != str(asked):
+        log.set_meta("thread_window", str(asked))
+    return asked
 
 
 def _by_revision(rows: list[Row]) -> Iterator[tuple[int, list[Row]]]:

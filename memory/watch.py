@@ -62,11 +62,12 @@ class WatchHub:
         since: int,
         convert: Callable[[Row], Any],
         matcher: Matcher | None = None,
+        thread: str | None = None,
     ) -> Subscription:
         compacted = self.log.compacted_revision()
         if since + 1 < compacted:
             raise Compacted(compacted)
-        return Subscription(self, list(scopes), since, convert, matcher)
+        return Subscription(self, list(scopes), since, convert, matcher, thread=thread)
 
     def _go_live(self, sub: Subscription, upto: int) -> bool:
         """Switch ``sub`` to live delivery if nothing after ``upto`` was published yet."""
@@ -103,6 +104,7 @@ class Subscription:
         since: int,
         convert: Callable[[Row], Any],
         matcher: Matcher | None = None,
+        thread: str | None = None,
     ) -> None:
         self.hub = hub
         self.scopes = scopes
@@ -110,6 +112,7 @@ class Subscription:
         self.matcher = matcher
         #: Who may see a proposal entry; None: this stream carries no proposals.
         self.sees_entry: Callable[[Row], bool] | None = None
+        self.thread = thread
         self.delivered = since  # the last revision handed to the consumer
         self._taken = since  # the last revision the consumer has taken (it will hand it on)
         self.convert = convert
@@ -125,7 +128,9 @@ class Subscription:
         out = []
         for r in rows:
             if r.op in ITEM_OPS:
-                if any(in_scope(r.namespace, s) for s in self.scopes):
+                if any(in_scope(r.namespace, s) for s in self.scopes) and (
+                    self.thread is None or r.thread == self.thread
+                ):
                     out.append(r)
             elif r.op in ENTRY_OPS and self.sees_entry is not None and self._in_scope(r):
                 if self.sees_entry(r):

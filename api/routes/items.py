@@ -51,6 +51,9 @@ class PutBody(BaseModel):
     fence: str | None = Field(
         None, description="A claim's fencing token: write only while that claim is current."
     )
+    thread: str | None = Field(
+        None, description="The conversation (in this namespace) the item belongs to."
+    )
 
 
 PUT_EXAMPLES = {
@@ -61,6 +64,10 @@ PUT_EXAMPLES = {
             "text": "Deploy on Friday after the freeze",
             "metadata": {"kind": "plan", "priority": 2},
         },
+    },
+    "thread": {
+        "summary": "A turn of a conversation",
+        "value": {"value": "We adopted a puppy!", "thread": "session-7"},
     },
     "cas": {
         "summary": "Compare-and-swap: only if the current version is 1",

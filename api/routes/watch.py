@@ -183,6 +183,9 @@ async def watch_sse(
         ),
     ] = None,
     since: Annotated[int, Query(description="Send revisions after this one.", examples=[41])] = 0,
+    thread: Annotated[
+        str | None, Query(description="Only changes of items in this thread.")
+    ] = None,
     last_event_id: Annotated[
         str | None,
         Header(alias="Last-Event-ID", description="Resume after this revision (wins over since)."),
@@ -205,7 +208,7 @@ async def watch_sse(
     """Replay changes after ``since``, then stream new ones as they commit."""
     start = _since(since, last_event_id)
     options = _subscription(query, vector, threshold, filter)
-    sub = await run_in_threadpool(lambda: mem.watch(namespaces, start, **options))
+    sub = await run_in_threadpool(lambda: mem.watch(namespaces, start, thread=thread, **options))
     settings = get_settings(request)
     return _EventStream(sub, request.app.state.metrics, settings.heartbeat)
 
@@ -215,7 +218,7 @@ async def watch_ws(websocket: WebSocket) -> None:
     """WebSocket twin of ``/v1/watch``: ``{"revision", "changes"}`` text messages.
 
     The API key comes in ``Authorization: Bearer …`` or ``?api_key=``; ``since`` and
-    ``namespaces`` are query parameters. On an error the server sends
+    ``namespaces`` (and ``thread``) are query parameters. On an error the server sends
     ``{"error": <problem>}`` and closes with code 4000 + the HTTP status.
     """
     await websocket.accept()
@@ -233,7 +236,10 @@ async def watch_ws(websocket: WebSocket) -> None:
         options = _subscription(
             params.get("query"), params.get("vector"), threshold, params.get("filter")
         )
-        sub = await run_in_threadpool(lambda: mem.watch(namespaces, since, **options))
+        thread = params.get("thread")
+        sub = await run_in_threadpool(
+            lambda: mem.watch(namespaces, since, thread=thread, **options)
+        )
     except HivememError as exc:
         await _ws_error(websocket, exc)
         return

@@ -42,6 +42,7 @@ from hivemem.memory.models import (
     NamespacePage,
     Proposal,
     PutOp,
+    Recall,
     TxnResult,
     UpdateOp,
 )
@@ -157,6 +158,7 @@ class AsyncClient(BaseClient):
         vector: Sequence[float] | None = None,
         lease: str | None = None,
         fence: str | None = None,
+        thread: str | None = None,
     ) -> Item | Proposal:
         """Write one item and return the version written (see ``Memory.put``); a
         proposer gets the pending ``Proposal``."""
@@ -175,6 +177,7 @@ class AsyncClient(BaseClient):
                 vector=vector,
                 lease=lease,
                 fence=fence,
+                thread=thread,
             )
         )
 
@@ -338,15 +341,48 @@ class AsyncClient(BaseClient):
         mode: str = "hybrid",
         filter: dict[str, Any] | None = None,
         vector: Sequence[float] | None = None,
+        thread: str | None = None,
+        at_revision: int | None = None,
     ) -> builtins.list[Hit]:
         """Top-k items by ``vector``, ``keyword`` or ``hybrid`` relevance, best first."""
-        return await self._call(self._search_call(query, namespaces, k, mode, filter, vector))
+        return await self._call(
+            self._search_call(query, namespaces, k, mode, filter, vector, thread, at_revision)
+        )
+
+    async def recall(
+        self,
+        query: str | None = None,
+        namespaces: Sequence[str] | str | None = None,
+        budget_tokens: int = 1500,
+        *,
+        k: int = 20,
+        mode: str = "hybrid",
+        filter: dict[str, Any] | None = None,
+        thread: str | None = None,
+        at_revision: int | None = None,
+        vector: Sequence[float] | None = None,
+    ) -> Recall:
+        """A prompt-ready context of the best hits under a token budget (the model's tokens)."""
+        return await self._call(
+            self._recall_call(
+                query,
+                namespaces,
+                budget_tokens=budget_tokens,
+                k=k,
+                mode=mode,
+                filter=filter,
+                thread=thread,
+                at_revision=at_revision,
+                vector=vector,
+            )
+        )
 
     def watch(
         self,
         namespaces: Sequence[str] | str | None = None,
         since: int = 0,
         *,
+        thread: str | None = None,
         query: str | None = None,
         vector: Sequence[float] | None = None,
         threshold: float | None = None,
@@ -358,7 +394,7 @@ class AsyncClient(BaseClient):
         revision it handed over; ``await stream.close()`` when done.
         """
         return AsyncWatchStream(
-            self, WatchCursor(namespaces, since, query, vector, threshold, filter)
+            self, WatchCursor(namespaces, since, query, vector, threshold, filter, thread)
         )
 
     # -- maintenance -----------------------------------------------------------------

@@ -42,6 +42,7 @@ from hivemem.memory.models import (
     ListPage,
     NamespacePage,
     Proposal,
+    Recall,
     TxnResult,
 )
 from hivemem.memory.validation import check_key, check_namespace
@@ -380,6 +381,8 @@ class BaseClient:
         mode: str,
         filter: dict[str, Any] | None,
         vector: Sequence[float] | None,
+        thread: str | None = None,
+        at_revision: int | None = None,
     ) -> Call[list[Hit]]:
         if isinstance(namespaces, str):
             namespaces = [namespaces]  # one prefix, as the engine allows
@@ -392,10 +395,20 @@ class BaseClient:
             "mode": mode,
             "filter": filter,
             "vector": _vector(vector),
+            "thread": thread,
+            "at_revision": at_revision,
         }
         content = encode_json({k: v for k, v in body.items() if v is not None})
         # A search changes nothing, so it is as safe to repeat as a GET.
         return Call("POST", "/v1/search", _many(_HITS), content=content, retry=True)
+
+    def _recall_call(self, query: str | None, namespaces: Any, **options: Any) -> Call[Recall]:
+        if isinstance(namespaces, str | tuple):
+            namespaces = [namespaces] if isinstance(namespaces, str) else list(namespaces)
+        options["vector"] = _vector(options.get("vector"))
+        body = {"query": query, "namespaces": namespaces, **options}
+        content = encode_json({k: v for k, v in body.items() if v is not None})
+        return Call("POST", "/v1/recall", _model(Recall), content=content, retry=True)
 
     def _txn_call(
         self, compare: Sequence[Any], success: Sequence[Any], failure: Sequence[Any]

@@ -40,6 +40,7 @@ from hivemem.memory.models import (
     NamespacePage,
     Proposal,
     PutOp,
+    Recall,
     TxnResult,
     UpdateOp,
 )
@@ -154,6 +155,7 @@ class Client(BaseClient):
         vector: Sequence[float] | None = None,
         lease: str | None = None,
         fence: str | None = None,
+        thread: str | None = None,
     ) -> Item | Proposal:
         """Write one item and return the version written (see ``Memory.put``); a
         proposer gets the pending ``Proposal``."""
@@ -172,6 +174,7 @@ class Client(BaseClient):
                 vector=vector,
                 lease=lease,
                 fence=fence,
+                thread=thread,
             )
         )
 
@@ -335,15 +338,48 @@ class Client(BaseClient):
         mode: str = "hybrid",
         filter: dict[str, Any] | None = None,
         vector: Sequence[float] | None = None,
+        thread: str | None = None,
+        at_revision: int | None = None,
     ) -> builtins.list[Hit]:
         """Top-k items by ``vector``, ``keyword`` or ``hybrid`` relevance, best first."""
-        return self._call(self._search_call(query, namespaces, k, mode, filter, vector))
+        return self._call(
+            self._search_call(query, namespaces, k, mode, filter, vector, thread, at_revision)
+        )
+
+    def recall(
+        self,
+        query: str | None = None,
+        namespaces: Sequence[str] | str | None = None,
+        budget_tokens: int = 1500,
+        *,
+        k: int = 20,
+        mode: str = "hybrid",
+        filter: dict[str, Any] | None = None,
+        thread: str | None = None,
+        at_revision: int | None = None,
+        vector: Sequence[float] | None = None,
+    ) -> Recall:
+        """A prompt-ready context of the best hits under a token budget (the model's tokens)."""
+        return self._call(
+            self._recall_call(
+                query,
+                namespaces,
+                budget_tokens=budget_tokens,
+                k=k,
+                mode=mode,
+                filter=filter,
+                thread=thread,
+                at_revision=at_revision,
+                vector=vector,
+            )
+        )
 
     def watch(
         self,
         namespaces: Sequence[str] | str | None = None,
         since: int = 0,
         *,
+        thread: str | None = None,
         query: str | None = None,
         vector: Sequence[float] | None = None,
         threshold: float | None = None,
@@ -354,7 +390,7 @@ class Client(BaseClient):
         The stream reconnects by itself (after a dropped connection or ``Lagged``) from
         the last revision it handed over; close it when done.
         """
-        cursor = WatchCursor(namespaces, since, query, vector, threshold, filter)
+        cursor = WatchCursor(namespaces, since, query, vector, threshold, filter, thread)
         return WatchStream(self, cursor)
 
     # -- maintenance -----------------------------------------------------------------

@@ -20,7 +20,7 @@ from hivemem.memory.errors import InvalidInput, Lagged
 from hivemem.memory.models import Change
 from hivemem.memory.search import parse_filter
 from hivemem.memory.subscriptions import check_threshold
-from hivemem.memory.validation import check_prefix
+from hivemem.memory.validation import check_key, check_prefix
 
 __all__ = ["Event", "EventParser", "WatchCursor", "Resume"]
 
@@ -80,6 +80,7 @@ class WatchCursor:
         vector: Sequence[float] | None = None,
         threshold: float | None = None,
         filter: dict[str, Any] | None = None,
+        thread: str | None = None,
     ) -> None:
         if isinstance(since, bool) or not isinstance(since, int) or since < 0:
             raise InvalidInput("since", "must be a non-negative integer")
@@ -94,6 +95,7 @@ class WatchCursor:
             check_prefix(n, f"namespaces[{i}]", stored=True) for i, n in enumerate(namespaces)
         ]
         self.since = since
+        self.thread = None if thread is None else check_key(thread, "thread")
         self.last = since  # the last revision handed to the consumer
         # The engine's own checks of a subscription, made when the watch is opened.
         parse_filter(filter)
@@ -119,6 +121,8 @@ class WatchCursor:
         """The request that continues right after ``last``."""
         params = [("namespaces", n) for n in self.namespaces] + [("since", str(self.last))]
         params += self.options
+        if self.thread is not None:
+            params.append(("thread", self.thread))
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
         if self.last > self.since:
             headers["Last-Event-ID"] = str(self.last)

@@ -101,6 +101,8 @@ class Row:
     claim: str | None = None  # JSON: the task's claim state, carried from version to version
     info: str | None = None  # JSON: why the system wrote it, or a coordination entry's data
     ops: str | None = None  # JSON text: the operations of the update that wrote it
+    thread: str | None = None
+    thread_pos: int | None = None  # place in the thread; None: the change's own id
 
     @property
     def live(self) -> bool:
@@ -127,6 +129,8 @@ class PendingChange:
     info: str | None = None
     ops: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    thread: str | None = None
+    thread_pos: int | None = None  # None with a thread: the change's own id (a new place)
 
 
 @dataclass(slots=True)
@@ -264,14 +268,23 @@ class StateLog(Protocol):
         """
         ...
 
-    def keyword_search(
-        self, query: str, scopes: Sequence[str], flt: Any, k: int, now: float
-    ) -> list[tuple[int, float]]:
-        """Top-k live items by keyword relevance: ``(change id, score)``, best first."""
+    def filtered_ids(
+        self, scopes: Sequence[str], flt: Any, now: float, thread: str | None = None
+    ) -> list[int]:
+        """Change ids of the live items in scope that match ``flt`` (and are in ``thread``)."""
         ...
 
-    def filtered_ids(self, scopes: Sequence[str], flt: Any, now: float) -> list[int]:
-        """Change ids of the live items in scope that match ``flt``."""
+    def state_at(
+        self,
+        revision: int,
+        scopes: Sequence[str],
+        flt: Any,
+        thread: str | None = None,
+        vectors: bool = False,
+    ) -> list[Row]:
+        """The versions visible at ``revision`` in scope: live then, and not expired at
+        that revision's commit time, matching ``flt`` (and in ``thread``). The vector is
+        read only with ``vectors``."""
         ...
 
     def changes_since(self, revision: int, limit: int) -> list[Row]:

@@ -1,10 +1,11 @@
 """PostgreSQL state log (scale-out): any number of replicas share one schema.
 
 The tables mirror the SQLite backend: ``revisions``, ``changes`` (every version and
-tombstone, metadata as JSONB, the vector as BYTEA), ``items`` (the newest change of each
-key: the current state), ``fts`` (a ``tsvector`` of the text of each live current item)
-and the ACL tables. Namespaces and keys use ``COLLATE "C"`` so ordering and the scope
-range trick compare bytewise, as SQLite does.
+tombstone, metadata as JSONB, the vector as BYTEA, the thread and its place), ``items``
+(the newest change of each key: the current state) and the ACL tables. Each replica
+keeps its own keyword index as a view of the log, as it keeps its vector index.
+Namespaces and keys use ``COLLATE "C"`` so ordering and the scope range trick compare
+bytewise, as SQLite does.
 
 A commit takes a transaction-scoped advisory lock on the schema, so revisions and change
 ids are assigned gap-free across every process; ``NOTIFY hivemem_<schema>`` carries the
@@ -38,7 +39,7 @@ from hivemem.memory.log.base import (
     item_columns,
     scope_sql,
 )
-from hivemem.memory.search import Cond, keyword_terms, parse_filter
+from hivemem.memory.search import Cond, parse_filter
 
 __all__ = ["PostgresLog", "filter_sql"]
 
@@ -99,12 +100,18 @@ MIGRATIONS: list[str] = [
     """,
     # 3: the operations of an update, delivered with its change
     "ALTER TABLE changes ADD COLUMN ops TEXT",
+    # 4: threads; the keyword index leaves the write transaction for an engine view
+    """
+    ALTER TABLE changes ADD COLUMN thread TEXT;
+    ALTER TABLE changes ADD COLUMN thread_pos BIGINT;
+    DROP TABLE fts;
+    """,
 ]
 
 _ROW_COLS = (
     "c.id, c.revision, c.op, c.namespace, c.key, c.version, c.prev_version, c.value, "
     "c.text, c.metadata::text, c.vector, c.author, c.created_at, c.updated_at, c.expires_at, "
-    "c.lease, c.claim, c.info, c.ops"
+    "c.lease, c.claim, c.info, c.ops, c.thread, c.thread_pos"
 )
 _LEASE_COLS = "id, holder, ttl, deadline, revision, ended_revision"
 _LIVE = "i.live AND (i.expires_at IS NULL OR i.expires_at > %s)"
@@ -438,7 +445,6 @@ class PostgresLog:
         revision, now = view.revision, view.now
         r = con.execute("SELECT COALESCE(MAX(id), 0) FROM changes").fetchone()
         next_id = int(r[0]) + 1  # type: ignore[index]
-        before = view.latest([(p.namespace, p.key) for p in pending])
         rows: list[Row] = []
         final: dict[tuple[str, str], Row] = {}
         for offset, p in enumerate(pending):
@@ -446,26 +452,19 @@ class PostgresLog:
             row = Row(next_id + offset, revision, *_PENDING(p), author, created, now, p.expires_at)  # type: ignore[call-arg]
             row.lease, row.claim, row.info = p.lease, p.claim, p.info
             row.ops = p.ops
+            if p.thread is not None:
+                row.thread = p.thread
+                row.thread_pos = p.thread_pos if p.thread_pos is not None else row.id
             rows.append(row)
             if p.op in ITEM_OPS:
                 final[(p.namespace, p.key)] = row
         with con.cursor() as cur:
             cur.executemany(
                 "INSERT INTO changes VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb, "
-                "%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 [_ROW_TUPLE(r) for r in rows],
             )
         self._apply_leases(con, [r for r in rows if r.op == "lease"])
-        unindex = [old.id for old in before.values() if old.live and old.text is not None]
-        if unindex:
-            con.execute("DELETE FROM fts WHERE change_id = ANY(%s::bigint[])", (unindex,))
-        index = [r for r in final.values() if r.live and r.text is not None]
-        if index:
-            con.execute(
-                "INSERT INTO fts SELECT t.id, to_tsvector('english', t.text) "
-                "FROM unnest(%s::bigint[], %s::text[]) AS t (id, text)",
-                ([r.id for r in index], [r.text for r in index]),
-            )
         deadlines = self._deadlines(con, {r.lease for r in final.values() if r.lease})
         items = [
             (
@@ -683,29 +682,51 @@ class PostgresLog:
             out.update((r[0], Row(*r)) for r in found)
         return out
 
-    def keyword_search(
-        self, query: str, scopes: Sequence[str], flt: Any, k: int, now: float
-    ) -> list[tuple[int, float]]:
-        terms = keyword_terms(query)
-        if not terms or not scopes:
-            return []
-        # each term is parsed on its own (no tsquery syntax reaches the parser), then ORed
-        tsq = " || ".join("plainto_tsquery('english', %s)" for _ in terms)
-        where, params = self._where(scopes, flt, now)
-        found = self._read(
-            f"SELECT f.change_id, ts_rank_cd(f.tsv, q.q) AS rank FROM (SELECT {tsq}) AS q (q), "
-            f"fts f JOIN {_ITEM_JOIN} ON i.change_id = f.change_id "
-            f"WHERE f.tsv @@ q.q AND {where} ORDER BY rank DESC, f.change_id LIMIT %s",
-            [*terms, *params, k],
-        )
-        return [(int(rid), float(score)) for rid, score in found]
-
-    def filtered_ids(self, scopes: Sequence[str], flt: Any, now: float) -> list[int]:
+    def filtered_ids(
+        self, scopes: Sequence[str], flt: Any, now: float, thread: str | None = None
+    ) -> list[int]:
         if not scopes:
             return []
         where, params = self._where(scopes, flt, now)
+        if thread is not None:
+            where += " AND c.thread = %s"
+            params.append(thread)
         found = self._read(f"SELECT i.change_id FROM {_ITEM_JOIN} WHERE {where}", params)
         return [r[0] for r in found]
+
+    def state_at(
+        self,
+        revision: int,
+        scopes: Sequence[str],
+        flt: Any,
+        thread: str | None = None,
+        vectors: bool = False,
+    ) -> list[Row]:
+        if not scopes:
+            return []
+        found = self._read("SELECT time FROM revisions WHERE revision = %s", (revision,))
+        if not found:
+            return []
+        scope, sp = scope_sql(scopes, mark="%s")
+        conds = flt if isinstance(flt, list) else parse_filter(flt)
+        fsql, fp = filter_sql(conds)
+        cols = _ROW_COLS if vectors else _ROW_COLS.replace("c.vector", "NULL::bytea")
+        visible = "c.op = 'put' AND (c.expires_at IS NULL OR c.expires_at > %s)"
+        extra, ep = (" AND c.thread = %s", [thread]) if thread is not None else ("", [])
+        when = found[0][0]
+        # Keys untouched since the revision are read from the current state; only those
+        # written after it need a look into their history.
+        return _rows(
+            self._read(
+                f"SELECT {cols} FROM {_ITEM_JOIN} "
+                f"WHERE i.revision <= %s AND {scope} AND {visible} AND {fsql}{extra} "
+                f"UNION ALL SELECT {cols} FROM items i JOIN LATERAL (SELECT * FROM changes h "
+                "WHERE h.namespace = i.namespace AND h.key = i.key AND h.revision <= %s "
+                "ORDER BY h.id DESC LIMIT 1) c ON TRUE "
+                f"WHERE i.revision > %s AND {scope} AND {visible} AND {fsql}{extra}",
+                [revision, *sp, when, *fp, *ep, revision, revision, *sp, when, *fp, *ep],
+            )
+        )
 
     def changes_since(self, revision: int, limit: int) -> list[Row]:
         last = self._read(

@@ -1,10 +1,10 @@
 """SQLite state log (the embedded default): WAL, one writer, ``BEGIN IMMEDIATE``.
 
 Tables: ``revisions`` (one row per committed transaction), ``changes`` (every version
-and tombstone, with its vector), ``items`` (the newest change of each key: the current
-state), ``fts`` (FTS5 over the text of live items) and the ACL tables. ``items`` and
-``fts`` are derived views, maintained in the same transaction as the log, so they
-never disagree with it.
+and tombstone, with its vector and thread), ``items`` (the newest change of each key:
+the current state) and the ACL tables. ``items`` is a derived view, maintained in the
+same transaction as the log, so it never disagrees with it. The keyword index is a
+view kept by the engine (``memory/threads.py``), like the vector index.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from hivemem.memory.log.base import (
     item_columns,
     scope_sql,
 )
-from hivemem.memory.search import Cond, keyword_terms, parse_filter
+from hivemem.memory.search import Cond, parse_filter
 
 __all__ = ["SQLiteLog"]
 
@@ -84,12 +84,18 @@ MIGRATIONS: list[str] = [
     """,
     # 3: the operations of an update, delivered with its change
     "ALTER TABLE changes ADD COLUMN ops TEXT",
+    # 4: threads; the keyword index leaves the write transaction for an engine view
+    """
+    ALTER TABLE changes ADD COLUMN thread TEXT;
+    ALTER TABLE changes ADD COLUMN thread_pos INTEGER;
+    DROP TABLE fts;
+    """,
 ]
 
 _ROW_COLS = (
     "c.id, c.revision, c.op, c.namespace, c.key, c.version, c.prev_version, c.value, "
     "c.text, c.metadata, c.vector, c.author, c.created_at, c.updated_at, c.expires_at, "
-    "c.lease, c.claim, c.info, c.ops"
+    "c.lease, c.claim, c.info, c.ops, c.thread, c.thread_pos"
 )
 _LEASE_COLS = "id, holder, ttl, deadline, revision, ended_revision"
 _LIVE = "i.live = 1 AND (i.expires_at IS NULL OR i.expires_at > ?)"
@@ -100,6 +106,13 @@ _EXPIRED_VERSION = (
 )
 _WHO = "CASE WHEN c.op = 'expire' THEN COALESCE(p.author, c.author) ELSE c.author END"
 _ITEM_OP = "c.op IN (" + ", ".join(f"'{op}'" for op in sorted(ITEM_OPS)) + ")"
+
+
+def _place(p: PendingChange, own_id: int) -> int | None:
+    """A threaded change's place: the one it keeps, or its own id (a new place)."""
+    if p.thread is None:
+        return None
+    return p.thread_pos if p.thread_pos is not None else own_id
 
 
 def _value_pred(operand: Any) -> tuple[str, list[Any]]:
@@ -353,8 +366,6 @@ class SQLiteLog:
     ) -> list[Row]:
         revision, now = view.revision, view.now
         next_id = con.execute("SELECT COALESCE(MAX(id), 0) FROM changes").fetchone()[0] + 1
-        keys = [(p.namespace, p.key) for p in pending]
-        before = view.latest(keys)
         rows: list[Row] = []
         final: dict[tuple[str, str], Row] = {}
         for offset, p in enumerate(pending):
@@ -376,11 +387,12 @@ class SQLiteLog:
                 p.expires_at,
             )
             row.lease, row.claim, row.info, row.ops = p.lease, p.claim, p.info, p.ops
+            row.thread, row.thread_pos = p.thread, _place(p, next_id + offset)
             rows.append(row)
             if p.op in ITEM_OPS:
                 final[(p.namespace, p.key)] = row
         con.executemany(
-            "INSERT INTO changes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "INSERT INTO changes VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             [
                 (
                     r.id,
@@ -402,21 +414,13 @@ class SQLiteLog:
                     r.claim,
                     r.info,
                     r.ops,
+                    r.thread,
+                    r.thread_pos,
                 )
                 for r in rows
             ],
         )
         self._apply_leases(con, [r for r in rows if r.op == "lease"])
-        unindex = [
-            ("delete", old.id, old.text)
-            for k, old in before.items()
-            if old.live and old.text is not None
-        ]
-        if unindex:
-            con.executemany("INSERT INTO fts (fts, rowid, text) VALUES (?, ?, ?)", unindex)
-        index = [(r.id, r.text) for r in final.values() if r.live and r.text is not None]
-        if index:
-            con.executemany("INSERT INTO fts (rowid, text) VALUES (?, ?)", index)
         deadlines = self._deadlines(con, {r.lease for r in final.values() if r.lease})
         con.executemany(
             "INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT (namespace, key) DO UPDATE "
@@ -646,31 +650,53 @@ class SQLiteLog:
                 out[r[0]] = Row(*r)
         return out
 
-    def keyword_search(
-        self, query: str, scopes: Sequence[str], flt: Any, k: int, now: float
-    ) -> list[tuple[int, float]]:
-        terms = keyword_terms(query)
-        if not terms or not scopes:
-            return []
-        match = " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
-        where, params = self._where(scopes, flt, now)
-        cur = self._r().execute(
-            "SELECT fts.rowid, bm25(fts) AS rank FROM fts "
-            "JOIN items i ON i.change_id = fts.rowid JOIN changes c ON c.id = fts.rowid "
-            f"WHERE fts MATCH ? AND {where} ORDER BY rank LIMIT ?",
-            [match, *params, k],
-        )
-        return [(rid, -score) for rid, score in cur]
-
-    def filtered_ids(self, scopes: Sequence[str], flt: Any, now: float) -> list[int]:
+    def filtered_ids(
+        self, scopes: Sequence[str], flt: Any, now: float, thread: str | None = None
+    ) -> list[int]:
         if not scopes:
             return []
         where, params = self._where(scopes, flt, now)
+        if thread is not None:
+            where += " AND c.thread = ?"
+            params.append(thread)
         cur = self._r().execute(
             f"SELECT i.change_id FROM items i JOIN changes c ON c.id = i.change_id WHERE {where}",
             params,
         )
         return [r[0] for r in cur]
+
+    def state_at(
+        self,
+        revision: int,
+        scopes: Sequence[str],
+        flt: Any,
+        thread: str | None = None,
+        vectors: bool = False,
+    ) -> list[Row]:
+        if not scopes:
+            return []
+        con = self._r()
+        found = con.execute("SELECT time FROM revisions WHERE revision = ?", (revision,)).fetchone()
+        if found is None:
+            return []
+        scope, sp = scope_sql(scopes)
+        conds = flt if isinstance(flt, list) else parse_filter(flt)
+        fsql, fp = filter_sql(conds)
+        cols = _ROW_COLS if vectors else _ROW_COLS.replace("c.vector", "NULL")
+        visible = "c.op = 'put' AND (c.expires_at IS NULL OR c.expires_at > ?)"
+        extra, ep = (" AND c.thread = ?", [thread]) if thread is not None else ("", [])
+        # Keys untouched since the revision are read from the current state; only those
+        # written after it need a look into their history.
+        cur = con.execute(
+            f"SELECT {cols} FROM items i JOIN changes c ON c.id = i.change_id "
+            f"WHERE i.revision <= ? AND {scope} AND {visible} AND {fsql}{extra} "
+            f"UNION ALL SELECT {cols} FROM items i CROSS JOIN changes c ON c.id = ("
+            "SELECT MAX(h.id) FROM changes h WHERE h.namespace = i.namespace "
+            "AND h.key = i.key AND h.revision <= ?) "
+            f"WHERE i.revision > ? AND {scope} AND {visible} AND {fsql}{extra}",
+            [revision, *sp, found[0], *fp, *ep, revision, revision, *sp, found[0], *fp, *ep],
+        )
+        return [Row(*r) for r in cur]
 
     def changes_since(self, revision: int, limit: int) -> list[Row]:
         con = self._r()

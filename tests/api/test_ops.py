@@ -28,6 +28,7 @@ CONTRACT = {
     ("GET", "/v1/namespaces"),
     ("GET", "/v1/activity"),
     ("POST", "/v1/search"),
+    ("POST", "/v1/recall"),
     ("POST", "/v1/batch"),
     ("POST", "/v1/txn"),
     ("GET", "/v1/watch"),

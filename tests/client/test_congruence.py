@@ -238,6 +238,25 @@ def search_in_every_mode_with_filters(side: Any, rec: Recorder) -> None:
 
 
 @scenario
+def threads_search_at_revision_and_recall_agree(side: Any, rec: Recorder) -> None:
+    m = side.mem
+    turns = ["we adopted a puppy", "what breed is it", "a beagle named biscuit", "lunch at noon"]
+    for i, text in enumerate(turns):
+        rec(m.put, "team/chat", f"t{i}", text, thread="s1")
+    at = m.revision
+    rec(m.delete, "team/chat", "t0")
+    for mode in ("hybrid", "keyword"):
+        rec(m.search, "puppy", namespaces=["team"], mode=mode, thread="s1")
+        rec(m.search, "puppy", namespaces=["team"], mode=mode, at_revision=at)
+    rec(m.recall, "puppy beagle", ["team"], budget_tokens=40)
+    rec(m.recall, "puppy", ["team"], budget_tokens=40, at_revision=at, thread="s1")
+    rec(m.search, "puppy", thread="a/b")
+    rec(m.search, "puppy", at_revision=at + 5)
+    rec(m.recall, "puppy", budget_tokens=0)
+    assert rec.errors() == ["InvalidInput"] * 3
+
+
+@scenario
 def txn_runs_success_or_failure_in_one_revision(side: Any, rec: Recorder) -> None:
     m = side.mem
     claim = [Compare(namespace="team/tasks", key="t1", target="exists", value=False)]

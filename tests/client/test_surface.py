@@ -22,6 +22,7 @@ MIRRORED = [
     "namespaces",
     "activity",
     "search",
+    "recall",
     "txn",
     "watch",
     "lease",
@@ -48,7 +49,10 @@ MIRRORED = [
 ]
 PROPERTIES = ["revision", "compacted_revision", "principal"]
 #: Arguments of ``Memory`` a remote client has no use for, with the reason.
-ENGINE_ONLY = {("export", "batch"): "the server pages the export itself"}
+ENGINE_ONLY = {
+    ("export", "batch"): "the server pages the export itself",
+    ("recall", "count_tokens"): "a Python function cannot cross the wire",
+}
 
 
 def shape(fn: Any, skip: str = "") -> list[tuple[str, Any, Any]]:

@@ -149,21 +149,53 @@ def test_metadata_filters(log: StateLog, flt: dict, expected: set[str]) -> None:
     assert got == expected
 
 
-def test_keyword_search_ranks_matching_live_items_in_scope(log: StateLog) -> None:
-    log.commit("a", put_plan(("ns", "a", "the deploy happens on friday")))
-    log.commit("a", put_plan(("ns", "b", "lunch is at noon")))
-    log.commit("a", put_plan(("other", "c", "deploy deploy deploy")))
-    hits = log.keyword_search("when is the deploy?", ["ns"], None, 5, time.time())
-    rows = log.rows_by_id([i for i, _ in hits])
-    assert [rows[i].key for i, _ in hits] == ["a"]
-    log.commit("a", put_plan(("ns", "a", "moved to monday")))
-    assert log.keyword_search("deploy", ["ns"], None, 5, time.time()) == []
+def test_state_at_returns_the_versions_visible_at_that_revision(log: StateLog) -> None:
+    log.commit("a", put_plan(("ns", "a", "first"), ("ns", "b", "bee")))  # 1
+    log.commit("a", put_plan(("ns", "a", "second")))  # 2
+    log.commit("a", delete_plan("ns", "b"))  # 3
+    log.commit("a", put_plan(("other", "c", "sea")))  # 4
+
+    def seen(revision: int, scopes: list[str]) -> dict[str, str | None]:
+        return {r.key: r.text for r in log.state_at(revision, scopes, None)}
+
+    assert seen(1, ["ns"]) == {"a": "first", "b": "bee"}
+    assert seen(2, ["ns"]) == {"a": "second", "b": "bee"}
+    assert seen(3, [""]) == {"a": "second"}
+    assert seen(4, [""]) == {"a": "second", "c": "sea"}
+    assert seen(0, [""]) == {}
+    assert all(r.vector is None for r in log.state_at(4, [""], None))
 
 
-def test_keyword_index_forgets_deleted_items(log: StateLog) -> None:
-    log.commit("a", put_plan(("ns", "a", "alpha beta")))
-    log.commit("a", delete_plan("ns", "a"))
-    assert log.keyword_search("alpha", [""], None, 5, time.time()) == []
+def test_state_at_hides_items_expired_at_that_revision(log: StateLog) -> None:
+    def plan(view: WriteView):  # type: ignore[no-untyped-def]
+        return [
+            PendingChange("put", "ns", "gone", 1, None, "1", "t", "{}", expires_at=view.now - 1),
+            PendingChange("put", "ns", "kept", 1, None, "1", "t", "{}", expires_at=view.now + 60),
+        ], None
+
+    revision, _, _ = log.commit("a", plan)
+    assert [r.key for r in log.state_at(revision, ["ns"], None)] == ["kept"]
+
+
+def test_a_threaded_change_takes_its_own_id_as_place_unless_it_keeps_one(log: StateLog) -> None:
+    def plan(view: WriteView):  # type: ignore[no-untyped-def]
+        return [
+            PendingChange("put", "ns", "a", 1, None, "1", "x", "{}", thread="t"),
+            PendingChange("put", "ns", "b", 1, None, "1", "y", "{}", thread="t", thread_pos=7),
+            PendingChange("put", "ns", "c", 1, None, "1", "z", "{}"),
+        ], None
+
+    _, rows, _ = log.commit("a", plan)
+    by_key = {r.key: r for r in rows}
+    assert by_key["a"].thread_pos == by_key["a"].id
+    assert (by_key["b"].thread, by_key["b"].thread_pos) == ("t", 7)
+    assert (by_key["c"].thread, by_key["c"].thread_pos) == (None, None)
+    stored = {r.key: (r.thread, r.thread_pos) for r in log.history("ns", "a")}
+    assert stored == {"a": ("t", by_key["a"].id)}
+    assert set(log.filtered_ids(["ns"], None, time.time(), thread="t")) == {
+        by_key["a"].id,
+        by_key["b"].id,
+    }
 
 
 def test_compaction_keeps_what_reads_at_or_above_it_need(log: StateLog) -> None:
