@@ -298,6 +298,8 @@ class PutOp(_Request):
     ttl: float | None = None
     vector: list[float] | None = None
     lease: str | None = None
+    fence: str | None = None
+    thread: str | None = None
 
 
 class UpdateOp(_Request):
