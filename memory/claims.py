@@ -96,6 +96,8 @@ def _copy(
         lease=cur.lease,
         claim=json.dumps(claim, separators=(",", ":")),
         info=info,
+        thread=cur.thread,
+        thread_pos=cur.thread_pos,
     )
 
 

@@ -134,7 +134,7 @@ def end_lease(plan: TxnPlan, lease_id: str, reason: str) -> None:
         _release(plan, row, lease_id)
     for k, staged in list(plan.staged.items()):  # attached earlier in this transaction
         if staged.op == "put" and staged.lease == lease_id:
-            plan.stage(k, _expire(k, staged.version))
+            plan.stage(k, _expire(k, staged))
 
 
 def _release(plan: TxnPlan, row: Row, lease_id: str) -> None:
@@ -143,12 +143,22 @@ def _release(plan: TxnPlan, row: Row, lease_id: str) -> None:
         return  # this transaction already wrote a newer version; the loop above sees it
     plan.latest.setdefault(k, row)
     if row.lease == lease_id:
-        plan.stage(k, _expire(k, row.version))
+        plan.stage(k, _expire(k, row))
     elif row.claim is not None:  # a task claimed under the lease: back to open (or dead)
         from hivemem.memory.claims import released_claim
 
         plan.stage(k, released_claim(row))
 
 
-def _expire(k: tuple[str, str], version: int) -> PendingChange:
-    return PendingChange("expire", k[0], k[1], version + 1, version, info=LEASE_REASON)
+def _expire(k: tuple[str, str], cur: Row | PendingChange) -> PendingChange:
+    # the tombstone names the thread it leaves, so thread watchers hear of it
+    return PendingChange(
+        "expire",
+        k[0],
+        k[1],
+        cur.version + 1,
+        cur.version,
+        info=LEASE_REASON,
+        thread=cur.thread,
+        thread_pos=cur.thread_pos,
+    )

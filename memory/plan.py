@@ -266,6 +266,8 @@ class TxnPlan:
             lease=cur.lease if keep else None,
             claim=cur.claim if keep else None,
             ops=op.ops_json,
+            thread=cur.thread if keep else None,  # and so does its place in a thread
+            thread_pos=cur.thread_pos if keep else None,
         )
         self._stage(k, change)
         return build_model(

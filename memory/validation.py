@@ -121,7 +121,11 @@ LIMITS: tuple[tuple[str, str, str], ...] = (
         "writes; reads, lists and deletes still accept items stored under `.`/`..` "
         "segments by earlier releases",
     ),
-    ("key", f"1-{MAX_KEY} characters, no `/` or control characters, not `.` or `..`", "items"),
+    (
+        "key, thread name",
+        f"1-{MAX_KEY} characters, no `/` or control characters, not `.` or `..`",
+        "items; `thread` on writes, search, recall and watch",
+    ),
     (
         "metadata",
         "a flat object: names `[A-Za-z_][A-Za-z0-9_-]{0,63}`, values scalars or lists of scalars",

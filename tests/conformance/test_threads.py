@@ -6,6 +6,7 @@ case also holds after a restart (the view rebuilt from the log) and after compac
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -164,3 +165,79 @@ def test_export_and_import_carry_threads_in_conversation_order(store: Store, tmp
             assert sorted(keyword(other, q)) == sorted(keyword(store.mem, q))
     finally:
         other.close()
+
+
+def test_threaded_writes_committed_in_one_group_index_as_if_committed_one_by_one(
+    store: Store,
+) -> None:
+    mem = store.mem
+    converse(mem)
+    mem.put("chat", "t7", {"n": 1}, text="a walk by the river", thread="s1")
+    core = mem._core
+    groups: list[int] = []
+    real = core.log.commit_group
+
+    def counting(batch):  # type: ignore[no-untyped-def]
+        groups.append(len(batch))
+        return real(batch)
+
+    core.log.commit_group = counting  # type: ignore[method-assign]
+    writes = [
+        lambda: mem.put("chat", "t5", "the vet said Biscuit needs a walnut free diet", thread="s1"),
+        lambda: mem.delete("chat", "t2"),
+        lambda: mem.put("chat", "t3", "he loves chasing a frisbee", thread="s1"),
+        lambda: mem.put("chat", "t6", {"n": 1}, text="my sister brings her parrot", thread="s1"),
+        lambda: mem.put("chat", "t4", "my sister is visiting in July", thread="s2"),
+        lambda: mem.update("chat", "t7", [{"op": "increment", "path": "/n"}]),
+    ]
+    errors: list[BaseException] = []
+
+    def run(write):  # type: ignore[no-untyped-def]
+        try:
+            write()
+        except BaseException as exc:
+            errors.append(exc)
+
+    # Hold the write lock so every writer queues, then let them commit as one group.
+    with core.write_lock:
+        workers = [threading.Thread(target=run, args=(w,)) for w in writes]
+        for w in workers:
+            w.start()
+        deadline = time.monotonic() + 10
+        while len(core.committer._queue) < len(writes) - 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    for w in workers:
+        w.join()
+    assert errors == []
+    assert groups and max(groups) >= 2  # several revisions in one database transaction
+    t7 = mem.get("chat", "t7")
+    assert t7.value == {"n": 2} and t7.thread == "s1"  # an update keeps the item's thread
+    words = {w for _, t in TURNS for w in t.lower().split()}
+    words |= {"walnut", "frisbee", "parrot", "river", "july"}
+    head = mem.revision
+
+    def ranked(m: Memory, word: str, **kw) -> list[tuple[str, float]]:  # type: ignore[no-untyped-def]
+        found = m.search(word, namespaces=["chat"], mode="keyword", **kw)
+        return [(h.item.key, round(h.score, 9)) for h in found]
+
+    # The view after the group equals the exact index of the state at its head, and
+    # the view rebuilt from the log after a restart.
+    now = {w: ranked(mem, w) for w in sorted(words)}
+    assert now == {w: ranked(mem, w, at_revision=head) for w in sorted(words)}
+    assert now["walnut"] and now["wonderful"] == []
+    again = store.reopen()
+    assert now == {w: ranked(again, w) for w in sorted(words)}
+
+
+def test_claims_and_lease_expiry_keep_the_thread(store: Store) -> None:
+    mem = store.mem
+    lease = mem.lease(ttl=30)
+    mem.put("chat", "t1", "a task about the puppy", thread="s1", lease=lease.id)
+    mem.put("jobs", "j1", {"todo": 1}, text="walk the puppy", thread="w")
+    claim = mem.claim("jobs", "j1", ttl=30)
+    assert claim is not None and claim.item.thread == "w"
+    assert mem.get("jobs", "j1").thread == "w"
+    mem.revoke_lease(lease.id)
+    with mem.watch(["chat"], since=0, thread="s1") as sub:
+        seen = [(c.op, c.key) for c in sub.iter(timeout=0.2)]
+    assert seen == [("put", "t1"), ("expire", "t1")]
