@@ -179,7 +179,7 @@ def prepare_put(
         lease,
         _fence(get("fence"), f"{field}fence"),
         field,
-        thread,
+        thread=thread,
     )
 
 

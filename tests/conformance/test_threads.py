@@ -244,3 +244,15 @@ def test_claims_and_lease_expiry_keep_the_thread(store: Store) -> None:
     with mem.watch(["chat"], since=0, thread="s1") as sub:
         seen = [(c.op, c.key) for c in sub.iter(timeout=0.2)]
     assert seen == [("put", "t1"), ("expire", "t1")]
+
+
+def test_an_approved_proposal_lands_in_its_thread(store: Store) -> None:
+    mem = store.mem
+    converse(mem)
+    mem.grant("intern", "chat", "propose")
+    proposal = mem.as_principal("intern").put("chat", "t5", "the puppy chewed a shoe", thread="s1")
+    assert proposal.thread == "s1"  # type: ignore[union-attr]
+    mem.approve(proposal.id)  # type: ignore[union-attr]
+    t5 = mem.get("chat", "t5")
+    assert t5.thread == "s1" and t5.thread_pos > mem.get("chat", "t4").thread_pos  # type: ignore[operator]
+    assert "t5" in keyword(mem, "sister")  # t4 is in its window
