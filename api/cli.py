@@ -193,6 +193,7 @@ def _update(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
         create=not a.no_create,
         text=a.text,
         metadata=_json_arg(a.metadata, "--metadata") if a.metadata is not None else None,
+        ttl=a.ttl,
     )
     _emit(item, out)
 
@@ -597,6 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-create", action="store_true", help="fail if the item does not exist")
     p.add_argument("--text", help="new text (re-embedded); default: keep")
     p.add_argument("--metadata", metavar="JSON", help="new metadata; default: keep")
+    p.add_argument("--ttl", type=float, metavar="SECONDS", help="restart the expiry")
 
     p = cmd("get", _get, "read an item")
     p.add_argument("namespace", metavar="NS")

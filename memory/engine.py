@@ -314,6 +314,8 @@ class Memory:
         metadata: dict[str, Any] | None = None,
         vector: Sequence[float] | None = None,
         fence: str | None = None,
+        ttl: float | None = None,
+        metadata_ops: Sequence[dict[str, Any]] | None = None,
     ) -> Item:
         """Apply operations to the current value inside the write transaction, atomically.
 
@@ -321,7 +323,10 @@ class Memory:
         (with ``max_len``), ``add_to_set`` and ``remove_from_set`` (see ``memory.patch``);
         concurrent updates never conflict with each other. A missing item starts from
         ``{}`` when ``create``. The item's text, metadata and vector stay as they are
-        unless given (so do its lease and task state). ``fence=token`` commits only while
+        unless given (so do its lease and task state); ``ttl`` restarts its expiry at now +
+        ``ttl`` (not for an item on a lease). ``metadata_ops`` are operations of the same
+        kinds applied to the item's metadata in the same commit (the result must still
+        be valid metadata), for metadata that mirrors the value. ``fence=token`` commits only while
         that claim is current. A failed ``test`` raises ``Conflict``; a bad path or a type
         mismatch raises ``InvalidInput`` naming ``ops[i].path``; nothing is written.
         """
@@ -336,6 +341,8 @@ class Memory:
             "metadata": metadata,
             "vector": vector,
             "fence": fence,
+            "ttl": ttl,
+            "metadata_ops": list(metadata_ops) if metadata_ops is not None else None,
         }
         result = self._run([], [op], [], field="")
         item = result.results[0].item

@@ -316,6 +316,8 @@ class UpdateOp(_Request):
     metadata: dict[str, MetadataValue] | None = None
     vector: list[float] | None = None
     fence: str | None = None
+    ttl: float | None = None
+    metadata_ops: list[dict[str, Any]] | None = None
 
 
 class DeleteOp(_Request):

@@ -91,6 +91,8 @@ class PreparedUpdate:
     max_value_bytes: int
     field: str
     fence: tuple[str, str, int] | None = None
+    ttl: float | None = None  # a new time to live; None keeps the item's expiry
+    metadata_ops: list[PatchOp] | None = None  # applied to the metadata, in the same commit
 
 
 @dataclass
@@ -216,6 +218,13 @@ def prepare_update(
     if metadata is not None:
         check_metadata(metadata, f"{field}metadata")
         meta_json = dump_json(metadata, f"{field}metadata", max_value_bytes)
+    meta_ops = None
+    if get("metadata_ops") is not None:
+        if metadata is not None:
+            raise InvalidInput(f"{field}metadata_ops", "give metadata or metadata_ops, not both")
+        meta_ops = parse_ops(get("metadata_ops"), f"{field}metadata_ops")
+        for op_ in meta_ops:
+            dump_json(op_.value, f"{op_.where}.value", max_value_bytes)
     vector = None
     if get("vector") is not None:
         vector = unit_vector(check_vector(get("vector"), dim, f"{field}vector")).tobytes()
@@ -232,6 +241,8 @@ def prepare_update(
         max_value_bytes,
         field,
         _fence(get("fence"), f"{field}fence"),
+        check_ttl(get("ttl"), f"{field}ttl"),
+        meta_ops,
     )
 
 

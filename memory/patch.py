@@ -115,8 +115,6 @@ def parse_ops(raw: Any, field: str = "ops", *, standard_only: bool = False) -> l
     """Check the shape of an operation list (values are checked by the caller's limits)."""
     if not isinstance(raw, list):
         raise InvalidInput(field, "must be a list of operations")
-    if not raw:
-        raise InvalidInput(field, "must hold at least one operation")
     if len(raw) > MAX_OPS:
         raise InvalidInput(field, f"more than {MAX_OPS} operations")
     allowed = STANDARD_OPS if standard_only else STANDARD_OPS + EXTENSION_OPS

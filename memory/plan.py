@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from hivemem.memory import merge as merging
-from hivemem.memory.errors import Conflict, NotFound
+from hivemem.memory.errors import Conflict, InvalidInput, NotFound
 from hivemem.memory.log.base import LeaseRecord, PendingChange, Row, WriteView
 from hivemem.memory.models import Compare, Item, OpResult, ts_to_datetime
 from hivemem.memory.ops import (
@@ -23,7 +23,7 @@ from hivemem.memory.ops import (
 )
 from hivemem.memory.patch import apply_ops
 from hivemem.memory.rows import build_model, dt, row_to_item
-from hivemem.memory.validation import dump_json, dump_value
+from hivemem.memory.validation import check_metadata, dump_json, dump_value
 
 __all__ = ["TxnPlan"]
 
@@ -247,6 +247,13 @@ class TxnPlan:
         keep = cur is not None
         text = op.text if op.text is not None else (cur.text if keep else None)
         meta = op.metadata if op.metadata is not None else (cur.metadata if keep else "{}")
+        if op.metadata_ops is not None:
+            meta = self._patched_metadata(op, meta)
+        expires = cur.expires_at if keep else None
+        if op.ttl is not None:
+            if keep and cur.lease is not None:
+                raise InvalidInput(f"{op.field}ttl", "the item lives with a lease, not a ttl")
+            expires = self.view.now + op.ttl
         vector = op.vector
         if vector is None and op.text is None and keep:
             vector = cur.vector  # the text did not change, nor does its embedding
@@ -261,7 +268,7 @@ class TxnPlan:
             meta,
             vector,
             cur.created_at if keep else 0.0,
-            cur.expires_at if keep else None,
+            expires,
             # An update changes the value only: the lease and the task state stay.
             lease=cur.lease if keep else None,
             claim=cur.claim if keep else None,
@@ -273,6 +280,17 @@ class TxnPlan:
         return build_model(
             OpResult, op="update", namespace=k[0], key=k[1], item=None, version=version + 1
         )
+
+    @staticmethod
+    def _patched_metadata(op: PreparedUpdate, meta: str | None) -> str:
+        """The item's metadata after ``metadata_ops``: still a flat object of scalars."""
+        assert op.metadata_ops is not None
+        where = f"{op.field}metadata_ops"
+        patched = apply_ops(json.loads(meta) if meta else {}, op.metadata_ops)
+        if not isinstance(patched, dict):
+            raise InvalidInput(where, "must leave the metadata an object")
+        check_metadata(patched, where)
+        return dump_json(patched, where, op.max_value_bytes)
 
     def _put(self, op: PreparedPut, k: tuple[str, str], version: int, cur: Any) -> OpResult:
         value_json, text, meta, vector = op.value_json, op.text, op.metadata, op.vector

@@ -121,7 +121,6 @@ def test_missing_targets_and_bad_indexes_name_the_op() -> None:
     ("ops", "field"),
     [
         ({"op": "add"}, "ops"),
-        ([], "ops"),
         (["add"], "ops[0]"),
         ([{"op": "frobnicate", "path": "/a"}], "ops[0].op"),
         ([{"op": "add", "value": 1}], "ops[0].path"),
@@ -207,6 +206,10 @@ def test_sets_add_once_and_remove_every_equal_element() -> None:
     }
     assert patched({}, [{"op": "remove_from_set", "path": "/s", "value": 1}]) == {}
     assert field_of({"s": {}}, [{"op": "add_to_set", "path": "/s", "value": 1}]) == "ops[0].path"
+
+
+def test_an_empty_patch_changes_nothing() -> None:
+    assert patched({"a": [1]}, []) == {"a": [1]}
 
 
 def test_standard_only_refuses_the_extensions() -> None:

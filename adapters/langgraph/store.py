@@ -34,6 +34,7 @@ from langgraph.store.base import (
 )
 
 from hivemem.adapters._common import (
+    _META_NAME,
     Target,
     decode_key,
     decode_label,
@@ -157,14 +158,15 @@ class HivememStore(BaseStore):
             return hm
         ttl = (hm.expires_at - hm.updated_at).total_seconds()
         try:
-            # An empty merge patch keeps value, text, metadata and vector: only the
-            # expiry moves. if_version: a concurrent write wins and sets its own TTL.
-            written = self.memory.put(
-                hm.namespace, hm.key, {}, merge="patch", ttl=ttl, if_version=hm.version
+            # An update without operations keeps value, text, metadata and vector: only
+            # the expiry moves. It needs write, so a reader (or a proposer, whose put
+            # would file a proposal) leaves the item be; if_version: a concurrent write
+            # wins and sets its own TTL.
+            return self.memory.update(
+                hm.namespace, hm.key, [], ttl=ttl, if_version=hm.version, create=False
             )
         except (PermissionDenied, Conflict, NotFound):
             return hm
-        return written if isinstance(written, HmItem) else hm  # a proposer's put: unchanged
 
     def _search(self, op: SearchOp) -> list[SearchItem]:
         prefix = self._ns(op.namespace_prefix) if op.namespace_prefix else self.root
@@ -326,6 +328,77 @@ class HivememStore(BaseStore):
             ttl=ttl,
         )
 
+    # -- atomic updates (beyond LangGraph) --------------------------------------------
+    def update(
+        self, namespace: tuple[str, ...], key: str, ops: Sequence[dict[str, Any]]
+    ) -> VersionedItem:
+        """Apply hivemem update operations (JSON Patch, ``increment``, ``append``,
+        ``add_to_set``, ``remove_from_set``) to the item's value inside one commit.
+
+        Concurrent updates from parallel nodes never conflict or lose each other. A
+        missing item starts from ``{}`` (with no TTL); its filterable copies of
+        top-level fields move with the value. The item is not re-indexed for search:
+        ``put`` a value whose index fields changed.
+        """
+        ops = list(ops)
+        for i, op in enumerate(ops):
+            if isinstance(op, dict) and op.get("path") == "" and op.get("op") in ("add", "replace"):
+                if not isinstance(op.get("value"), dict):
+                    raise InvalidInput(f"ops[{i}].value", "a LangGraph item's value is an object")
+        hm = self.memory.update(
+            self._ns(namespace), encode_key(key), ops, metadata_ops=_mirrored_ops(ops)
+        )
+        item = self._item(hm)
+        assert isinstance(item, VersionedItem)
+        return item
+
+    def increment(
+        self, namespace: tuple[str, ...], key: str, field: str | Sequence[str], by: float = 1
+    ) -> VersionedItem:
+        """Add ``by`` to the number at ``field`` (a name, a path of names, or a JSON
+        Pointer), starting from 0; exact for integers within 64 bits."""
+        return self.update(namespace, key, [{"op": "increment", "path": _path(field), "value": by}])
+
+    def append(
+        self,
+        namespace: tuple[str, ...],
+        key: str,
+        field: str | Sequence[str],
+        value: Any,
+        *,
+        max_len: int | None = None,
+    ) -> VersionedItem:
+        """Append ``value`` to the list at ``field`` (created if missing); ``max_len``
+        keeps only the newest entries (a bounded log)."""
+        op: dict[str, Any] = {"op": "append", "path": _path(field), "value": value}
+        if max_len is not None:
+            op["max_len"] = max_len
+        return self.update(namespace, key, [op])
+
+    async def aupdate(
+        self, namespace: tuple[str, ...], key: str, ops: Sequence[dict[str, Any]]
+    ) -> VersionedItem:
+        """Async twin of ``update``."""
+        return await to_thread(self.update, namespace, key, list(ops))
+
+    async def aincrement(
+        self, namespace: tuple[str, ...], key: str, field: str | Sequence[str], by: float = 1
+    ) -> VersionedItem:
+        """Async twin of ``increment``."""
+        return await to_thread(self.increment, namespace, key, field, by)
+
+    async def aappend(
+        self,
+        namespace: tuple[str, ...],
+        key: str,
+        field: str | Sequence[str],
+        value: Any,
+        *,
+        max_len: int | None = None,
+    ) -> VersionedItem:
+        """Async twin of ``append``."""
+        return await to_thread(self.append, namespace, key, field, value, max_len=max_len)
+
     # -- waiting for another agent (beyond LangGraph) ----------------------------------
     def wait_for(self, namespace: tuple[str, ...], key: str, timeout: float | None = None) -> Item:
         """The item at ``(namespace, key)``, waiting on hivemem's watch until it exists.
@@ -359,6 +432,55 @@ class HivememStore(BaseStore):
     ) -> Item:
         """Async twin of ``wait_for``."""
         return await to_thread(self.wait_for, namespace, key, timeout)
+
+
+def _path(field: str | Sequence[str]) -> str:
+    """A JSON Pointer from a field name, a sequence of names, or a pointer itself."""
+    if isinstance(field, str):
+        if field.startswith("/"):
+            return field
+        field = (field,)
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in field)
+
+
+def _mirrored_ops(ops: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+    """The ops that keep the metadata copy of top-level scalar fields in step.
+
+    The store copies a value's top-level scalars into metadata so LangGraph filters run
+    in the engine; an update changing such a field makes the same change to the copy
+    in the same commit. A field that stops being a scalar (or is moved away) loses its
+    copy; a whole new value gets a whole new copy.
+    """
+    out: list[dict[str, Any]] = []
+    for op in ops:
+        kind, path = op.get("op"), op.get("path")
+        if not isinstance(path, str):
+            continue
+        if path == "":
+            if kind in ("add", "replace") and isinstance(op.get("value"), dict):
+                out.append({"op": "replace", "path": "", "value": mirror_metadata(op["value"])})
+            continue
+        if kind in ("move", "copy"):
+            out += _unmirror(path)
+            if kind == "move" and isinstance(op.get("from"), str):
+                out += _unmirror(op["from"])
+            continue
+        if path.count("/") != 1 or not _META_NAME.fullmatch(path[1:]):
+            continue  # nested, or a name the copy never holds
+        value = op.get("value")
+        scalar = value is None or isinstance(value, str | bool | int | float)
+        if kind == "increment" or (kind in ("add", "replace") and scalar):
+            out.append(op)
+        elif kind in ("add", "replace", "remove", "append", "add_to_set"):
+            out += _unmirror(path)
+    return out or None
+
+
+def _unmirror(path: str) -> list[dict[str, Any]]:
+    """Ops dropping the metadata copy at a top-level ``path``, present or not."""
+    if path.count("/") != 1 or not _META_NAME.fullmatch(path[1:]):
+        return []
+    return [{"op": "add", "path": path, "value": None}, {"op": "remove", "path": path}]
 
 
 def _matches(condition: MatchCondition, namespace: tuple[str, ...]) -> bool:

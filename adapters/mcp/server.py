@@ -34,8 +34,9 @@ __all__ = [
 INSTRUCTIONS = """\
 hivemem is a shared, versioned memory for agents. Use `remember` to store a fact,
 `search` to recall by meaning or words, `put`/`get` for structured items (with
-`if_version` for compare-and-swap), and `changes_since` to catch up on what other
-agents wrote after a revision."""
+`if_version` for compare-and-swap), `update` to change an item atomically (counters,
+logs, sets: no lost updates between agents), and `changes_since` to catch up on what
+other agents wrote after a revision."""
 
 Resolve = Callable[[Context[Any, Any]], Target]
 T = TypeVar("T")
@@ -168,6 +169,24 @@ def create_server(resolve: Resolve, name: str = "hivemem") -> MCPServer:
             ttl=ttl,
         )
         return _written(written)
+
+    @mcp.tool()
+    async def update(
+        ctx: Context[Any, Any],
+        namespace: str,
+        key: str,
+        ops: list[dict[str, Any]],
+        if_version: int | None = None,
+        create: bool = True,
+    ) -> Item:
+        """Change an item atomically, without a read-modify-write race: ``ops`` are JSON
+        Patch operations (add, remove, replace, move, copy, test) plus ``increment``
+        (``{"op": "increment", "path": "/count", "value": 1}``), ``append`` (to a list,
+        ``max_len`` keeps the newest), ``add_to_set`` and ``remove_from_set``. Paths are
+        JSON Pointers; a missing item starts from ``{}`` unless ``create`` is false."""
+        return await _run(
+            resolve(ctx).update, namespace, key, ops, if_version=if_version, create=create
+        )
 
     @mcp.tool()
     async def delete(

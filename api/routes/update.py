@@ -52,6 +52,10 @@ class UpdateBody(BaseModel):
     metadata: dict[str, MetadataValue] | None = Field(None, description="New metadata.")
     vector: list[float] | None = Field(None, description="New vector; default: keep.")
     fence: str | None = Field(None, description="A claim's fencing token: only while current.")
+    ttl: float | None = Field(None, description="Restart the expiry at now + ttl seconds.")
+    metadata_ops: list[dict[str, Any]] | None = Field(
+        None, description="Operations of the same kinds applied to the item's metadata."
+    )
 
 
 class _UnsupportedMediaType(HivememError):
@@ -99,10 +103,11 @@ _UPDATE_SCHEMA = {
     **UpdateBody.model_json_schema(),
     "properties": {
         **UpdateBody.model_json_schema()["properties"],
-        "ops": {"type": "array", "minItems": 1, "items": _EXT_SCHEMA},
+        "ops": {"type": "array", "items": _EXT_SCHEMA},
+        "metadata_ops": {"anyOf": [{"type": "array", "items": _EXT_SCHEMA}, {"type": "null"}]},
     },
 }
-_PATCH_SCHEMA: dict[str, Any] = {"type": "array", "minItems": 1, "items": _OP_SCHEMA}
+_PATCH_SCHEMA: dict[str, Any] = {"type": "array", "items": _OP_SCHEMA}
 _REQUEST_BODY = {
     "required": True,
     "content": {

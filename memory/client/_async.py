@@ -193,6 +193,8 @@ class AsyncClient(BaseClient):
         metadata: dict[str, Any] | None = None,
         vector: Sequence[float] | None = None,
         fence: str | None = None,
+        ttl: float | None = None,
+        metadata_ops: Sequence[dict[str, Any]] | None = None,
     ) -> Item:
         """Apply operations to the current value atomically (see ``Memory.update``)."""
         return await self._call(
@@ -206,6 +208,8 @@ class AsyncClient(BaseClient):
                 metadata=metadata,
                 vector=vector,
                 fence=fence,
+                ttl=ttl,
+                metadata_ops=list(metadata_ops) if metadata_ops is not None else None,
             )
         )
 

@@ -190,6 +190,8 @@ class Client(BaseClient):
         metadata: dict[str, Any] | None = None,
         vector: Sequence[float] | None = None,
         fence: str | None = None,
+        ttl: float | None = None,
+        metadata_ops: Sequence[dict[str, Any]] | None = None,
     ) -> Item:
         """Apply operations to the current value atomically (see ``Memory.update``)."""
         return self._call(
@@ -203,6 +205,8 @@ class Client(BaseClient):
                 metadata=metadata,
                 vector=vector,
                 fence=fence,
+                ttl=ttl,
+                metadata_ops=list(metadata_ops) if metadata_ops is not None else None,
             )
         )
 

@@ -349,3 +349,69 @@ def test_read_only_key_reads_and_a_write_raises_permission_denied(hash_side: Sid
     assert "lg-reader" in str(err.value)
     with pytest.raises(PermissionError):
         reader.delete(("p",), "k")
+
+
+# -- atomic updates (beyond LangGraph) ----------------------------------------------
+
+
+def test_parallel_nodes_increment_and_append_without_losing_any(hash_side: Side, ns: str) -> None:
+    s = HivememStore(hash_side.target(), root=ns)
+    s.put(("run",), "stats", {"done": 0, "label": "crawl"})
+
+    def node(i: int) -> None:
+        for j in range(10):
+            s.increment(("run",), "stats", "done")
+            s.append(("run",), "stats", ("log",), f"{i}-{j}", max_len=25)
+
+    threads = [threading.Thread(target=node, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = s.get(("run",), "stats")
+    assert got is not None and got.value["done"] == 40 and got.value["label"] == "crawl"
+    assert len(got.value["log"]) == 25
+    assert isinstance(got, VersionedItem) and got.version == 81
+
+
+def test_filters_see_the_incremented_field(hash_side: Side, ns: str) -> None:
+    s = HivememStore(hash_side.target(), root=ns)
+    s.put(("jobs",), "j1", {"attempts": 1, "kind": "fetch"})
+    s.put(("jobs",), "j2", {"attempts": 1, "kind": "fetch"})
+    s.increment(("jobs",), "j1", "attempts", by=2)
+    s.update(("jobs",), "j2", [{"op": "replace", "path": "/kind", "value": "parse"}])
+    assert [i.key for i in s.search(("jobs",), filter={"attempts": {"$gte": 3}})] == ["j1"]
+    assert [i.key for i in s.search(("jobs",), filter={"kind": "parse"})] == ["j2"]
+    s.update(("jobs",), "j2", [{"op": "replace", "path": "/kind", "value": {"nested": 1}}])
+    assert s.search(("jobs",), filter={"kind": "parse"}) == []
+    s.update(("jobs",), "j1", [{"op": "replace", "path": "", "value": {"attempts": 9}}])
+    assert [i.key for i in s.search(("jobs",), filter={"attempts": 9})] == ["j1"]
+    assert s.search(("jobs",), filter={"kind": "fetch"}) == []
+
+
+def test_an_update_on_a_read_only_key_is_permission_denied(hash_side: Side, ns: str) -> None:
+    HivememStore(hash_side.target(), root=ns).put(("t",), "k", {"n": 1})
+    hash_side.root.grant("lg-upd-reader", ns, "read")
+    reader = HivememStore(hash_side.target("lg-upd-reader"), root=ns)
+    with pytest.raises(PermissionDenied):
+        reader.increment(("t",), "k", "n")
+    with pytest.raises(InvalidInput):
+        HivememStore(hash_side.target(), root=ns).update(
+            ("t",), "k", [{"op": "replace", "path": "", "value": [1]}]
+        )
+
+
+def test_a_proposers_read_never_files_a_proposal(hash_side: Side, ns: str) -> None:
+    HivememStore(hash_side.target(), root=ns).put(("t",), "k", {"v": 1}, ttl=1.0)
+    hash_side.root.grant("lg-proposer", ns, "propose")
+    proposer = HivememStore(hash_side.target("lg-proposer"), root=ns)
+    assert proposer.get(("t",), "k") is not None
+    assert hash_side.root.proposals(ns) == []
+
+
+async def test_async_twins_of_the_updates(hash_side: Side, ns: str) -> None:
+    s = HivememStore(hash_side.target(), root=ns)
+    await s.aincrement(("a",), "c", "n")
+    await s.aappend(("a",), "c", "log", "x")
+    item = await s.aupdate(("a",), "c", [{"op": "add_to_set", "path": "/tags", "value": "t"}])
+    assert item.value == {"n": 1, "log": ["x"], "tags": ["t"]}

@@ -27,6 +27,7 @@ TOOLS = {
     "search",
     "get",
     "put",
+    "update",
     "delete",
     "history",
     "list_namespaces",
@@ -100,6 +101,20 @@ async def test_put_if_version_conflict_and_delete(hash_side: Side, ns: str) -> N
         assert tomb["deleted"] is True
         assert "no such item" in await error(client, "get", namespace=ns, key="k")
         assert "namespace" in await error(client, "get", namespace="Bad NS", key="k")
+
+
+async def test_update_counts_without_lost_updates(hash_side: Side, ns: str) -> None:
+    inc = [{"op": "increment", "path": "/n"}, {"op": "append", "path": "/by", "value": "a"}]
+    async with connect(hash_side) as client:
+        for _ in range(3):
+            item = await call(client, "update", namespace=ns, key="tally", ops=inc)
+        assert item["value"] == {"n": 3, "by": ["a", "a", "a"]} and item["version"] == 3
+        message = await error(
+            client, "update", namespace=ns, key="tally", ops=[{"op": "increment", "path": "/by"}]
+        )
+        assert "ops[0].path" in message
+        message = await error(client, "update", namespace=ns, key="nope", ops=inc, create=False)
+        assert "no such item" in message
 
 
 async def test_list_namespaces_and_changes_since(hash_side: Side, ns: str) -> None:

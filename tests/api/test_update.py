@@ -108,7 +108,7 @@ def test_a_failed_test_is_409_listing_expected_and_actual(client: TestClient) ->
 
 def test_bad_bodies_and_media_types_are_client_errors(client: TestClient) -> None:
     path = item_path("team", "x")
-    assert patch(client, path, {"ops": []}, UPDATE).json()["field"] == "ops"
+    assert patch(client, path, {"ops": {}}, UPDATE).json()["field"] == "ops"
     assert patch(client, path, {"ops": [{"op": "add", "path": "/a"}]}, UPDATE).json()["field"] == (
         "ops[0].value"
     )

@@ -164,8 +164,10 @@ def test_updates_in_batches_and_txns_see_each_other(mem: Memory) -> None:
         )
     assert err.value.field == "success[0].ops[0].path"
     with pytest.raises(InvalidInput) as err:
-        mem.put_many([{"op": "update", "namespace": "ns", "key": "k", "ops": INC, "ttl": 3}])
-    assert err.value.field == "ops[0].ttl"
+        mem.put_many(
+            [{"op": "update", "namespace": "ns", "key": "k", "ops": INC, "merge": "patch"}]
+        )
+    assert err.value.field == "ops[0].merge"
 
 
 def test_concurrent_updates_of_one_key_lose_nothing(mem: Memory) -> None:
@@ -221,6 +223,22 @@ def test_update_with_a_new_vector_replaces_the_embedding(mem: Memory) -> None:
     assert hit.item.version == 2 and hit.score == pytest.approx(1.0, abs=1e-5)
 
 
+def test_ttl_restarts_the_expiry_and_an_empty_patch_keeps_the_value(mem: Memory) -> None:
+    first = mem.put("ns", "k", {"n": 1}, ttl=30)
+    item = mem.update("ns", "k", [], ttl=600)
+    assert item.value == {"n": 1} and item.version == 2
+    assert item.expires_at is not None and first.expires_at is not None
+    assert (item.expires_at - first.expires_at).total_seconds() > 500
+    lease = mem.lease(ttl=60)
+    mem.put("ns", "leased", {"n": 1}, lease=lease.id)
+    with pytest.raises(InvalidInput) as err:
+        mem.update("ns", "leased", INC, ttl=5)
+    assert err.value.field == "ttl"
+    with pytest.raises(InvalidInput) as err:
+        mem.update("ns", "k", INC, ttl=-1)
+    assert err.value.field == "ttl"
+
+
 def test_an_update_keeps_the_lease_and_the_task_state(mem: Memory) -> None:
     lease = mem.lease(ttl=60)
     mem.put("agents", "planner", {"beats": 0}, lease=lease.id)
@@ -244,4 +262,24 @@ def test_an_update_with_a_stale_fence_is_refused(mem: Memory) -> None:
     before = mem.revision
     with pytest.raises(Conflict):
         mem.update("jobs", "t1", INC, fence=first.token)
+    assert mem.revision == before
+
+
+def test_metadata_ops_keep_filterable_metadata_in_step_with_the_value(mem: Memory) -> None:
+    mem.put("ns", "task", {"attempts": 1}, metadata={"attempts": 1, "kind": "job"})
+    inc = [{"op": "increment", "path": "/attempts"}]
+    item = mem.update("ns", "task", inc, metadata_ops=inc)
+    assert item.value == {"attempts": 2} and item.metadata == {"attempts": 2, "kind": "job"}
+    assert [i.key for i in mem.list("ns", filter={"attempts": {"$gte": 2}}).items] == ["task"]
+    before = mem.revision
+    for bad, field in (
+        ([{"op": "add", "path": "/nested", "value": {"a": 1}}], "metadata_ops.nested"),
+        ([{"op": "add", "path": "", "value": [1]}], "metadata_ops"),
+    ):
+        with pytest.raises(InvalidInput) as err:
+            mem.update("ns", "task", inc, metadata_ops=bad)
+        assert err.value.field.startswith(field)
+    with pytest.raises(InvalidInput) as err:
+        mem.update("ns", "task", inc, metadata={"a": 1}, metadata_ops=inc)
+    assert err.value.field == "metadata_ops"
     assert mem.revision == before
