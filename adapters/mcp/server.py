@@ -9,6 +9,7 @@ error becomes the tool's error result with the error's message.
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Callable
@@ -97,9 +98,26 @@ async def _run(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         raise ToolError(message) from err
 
 
+def _server_keeping_logging(name: str) -> MCPServer:
+    """An ``MCPServer``, leaving the process's logging as it was.
+
+    The SDK's constructor calls ``logging.basicConfig`` with a rich handler at INFO: in
+    a process that had not configured logging (an application creating hivemem's app,
+    a test) every library's INFO lines would start appearing on stderr. A library must
+    not decide that for its host.
+    """
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        return MCPServer(name, instructions=INSTRUCTIONS)
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
 def create_server(resolve: Resolve, name: str = "hivemem") -> MCPServer:
     """An MCP server whose tools act on ``resolve(ctx)`` for each call."""
-    mcp: MCPServer = MCPServer(name, instructions=INSTRUCTIONS)
+    mcp = _server_keeping_logging(name)
     resolve = _guarded(resolve)
 
     @mcp.tool()

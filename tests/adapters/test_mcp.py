@@ -264,3 +264,20 @@ def test_mcp_can_be_turned_off(hash_store: Any) -> None:
         app = create_app(Settings(admin_key=ADMIN_KEY, mcp=enabled), memory=hash_store)
         with TestClient(app) as c:
             assert c.post("/mcp", json={}).status_code == status
+
+
+def test_building_the_server_leaves_the_hosts_logging_alone() -> None:
+    import logging
+
+    from hivemem.adapters.mcp import create_server
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    root.handlers[:] = []  # a host that never configured logging
+    root.setLevel(logging.WARNING)
+    try:
+        create_server(lambda ctx: None)  # type: ignore[arg-type, return-value]
+        assert (root.handlers, root.level) == ([], logging.WARNING)
+    finally:
+        root.handlers[:] = saved[0]
+        root.setLevel(saved[1])
