@@ -12,9 +12,10 @@ N agents (2, 8, 32) run four workloads, each written the natural way for the sto
   Figures: duplicate executions (results accepted beyond one per task), lost tasks (never
   done), stale results accepted (a stalled agent's result written after it lost the task).
 - blackboard: each agent posts a partial result per round and waits for everyone's
-  (hivemem: watch; LangGraph has no watch: polling every 10 ms). Figures: lag from post
-  to sight (p50, p99) and stale reads (a get right after seeing a change, once a round,
-  that does not return that version).
+  (hivemem: watch, followed by a listener thread that stamps each change as it arrives;
+  LangGraph has no watch: polling every 10 ms). Figures: lag from post to sight (p50,
+  p99) and stale reads (a get right after seeing a change, once a round, that does not
+  return that version).
 - teams: two teams in separate namespaces; each agent guesses the other team's item
   names. hivemem: one principal per agent with a grant on its team's namespace;
   LangGraph has no permissions. Figure: leaks (reads of the other team's items).
@@ -27,6 +28,7 @@ over HTTP).
 from __future__ import annotations
 
 import multiprocessing
+import queue
 import random
 import sqlite3
 import tempfile
@@ -111,24 +113,37 @@ def hm_tasks(url: str, key: str, index: int) -> dict[str, Any]:
 
 
 def hm_blackboard(url: str, key: str, index: int, agents: int, since: int) -> dict[str, Any]:
-    c = _client(url, key)
+    """Post a result a round, then wait for everyone's: a listener thread follows the
+    watch and stamps each change as it arrives (what an agent's listener would do), so
+    the lag is the delivery's, not the time this agent spent writing meanwhile."""
+    c, listener = _client(url, key), _client(url, key)
     lags, stale = [], 0
-    stream = c.watch("bench/board", since=since)
-    changes = iter(stream)
+    arrived: queue.Queue[tuple[float, Any]] = queue.Queue()
+    stream = listener.watch("bench/board", since=since)
+
+    def listen() -> None:
+        try:
+            for change in stream:
+                arrived.put((time.time(), change))
+        except Exception:  # closed at the end
+            pass
+
+    thread = threading.Thread(target=listen, daemon=True)
+    thread.start()
     for r in range(ROUNDS):
         c.put("bench/board", f"a{index}-r{r}", {"t": time.time()})
         seen = 0
         while seen < agents:
-            change = next(changes)
-            now = time.time()
+            at, change = arrived.get(timeout=120)
             if not change.key.endswith(f"-r{r}"):
                 continue
             seen += 1
-            lags.append(now - change.item.value["t"])  # type: ignore[union-attr]
+            lags.append(at - change.item.value["t"])  # type: ignore[union-attr]
             if change.key.startswith(f"a{(index + 1) % agents}-"):  # one read back a round
                 stale += c.get("bench/board", change.key).version < change.version
     stream.close()
     c.close()
+    listener.close()
     return {"lags": lags, "stale": stale}
 
 
