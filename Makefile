@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 # Extra pip arguments for torch only (the Dockerfile points this at the CPU wheel index).
 TORCH_PIP_ARGS ?=
-EXTRAS ?= dev,postgres,langchain,langgraph,llamaindex,mcp
+EXTRAS ?= dev,postgres,qdrant-edge,langchain,langgraph,llamaindex,mcp
 CHROMIUM ?= /usr/bin/chromium
 HOST ?= 127.0.0.1
 PORT ?= 8080
@@ -27,7 +27,7 @@ install: $(VENV)/.installed
 
 # Runtime only (what the container needs): no test or framework extras.
 install-runtime:
-	$(MAKE) install EXTRAS=postgres
+	$(MAKE) install EXTRAS=postgres,qdrant-edge
 
 serve: install
 	$(VENV)/bin/hivemem serve --data $(DATA) --host $(HOST) --port $(PORT)

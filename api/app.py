@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from collections.abc import AsyncIterator
@@ -118,17 +119,27 @@ def _mcp_route(memory: Memory) -> tuple[Any, Any] | None:
 def open_memory(settings: Settings, **options: Any) -> Memory:
     """The store the settings describe: SQLite in ``data_dir``, or the log at ``log_url``
     (PostgreSQL) with this replica's vector index in ``data_dir``."""
+    from hivemem.memory.index import open_index
+
     log = None
     if settings.log_url:
         from hivemem.memory.log import open_log
 
         log = open_log(settings.log_url, durability=settings.durability)
+    os.makedirs(settings.data_dir, exist_ok=True)
+    try:
+        index = open_index(settings.index_url, settings.data_dir)
+    except BaseException:
+        if log is not None:
+            log.close()
+        raise
     return Memory.open(
         settings.data_dir,
         durability=settings.durability,
         watch_queue=settings.watch_queue,
         proposal_ttl=settings.proposal_ttl,
         log=log,
+        index=index,
         **options,
     )
 

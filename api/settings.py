@@ -35,6 +35,9 @@ class Settings:
     proposal_ttl: float = 7 * 86400.0
     #: Serve the MCP server at ``/mcp`` (when the ``mcp`` extra is installed).
     mcp: bool = True
+    #: ``faiss://`` (default, in data_dir), ``qdrant://host:6333`` (a Qdrant server that
+    #: replicas share) or ``qdrant+edge:///path`` (Qdrant's engine in process).
+    index_url: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

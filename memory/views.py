@@ -403,6 +403,7 @@ class Core:
             self.closed = True
             self.hub.close()
             self.save_index()
+            self.index.close()
             self.log.close()
         if self.cleanup_dir:
             shutil.rmtree(self.cleanup_dir, ignore_errors=True)

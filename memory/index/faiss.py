@@ -1,8 +1,15 @@
-"""FAISS vector index (the embedded default): exact inner product, one partition per namespace.
+"""FAISS vector index (the embedded default): one partition per namespace, exact while a
+namespace is small, HNSW once it grows past a threshold.
 
 Partitions make namespace scoping exact and cheap: a scoped search touches only the
-namespaces in scope, so a small namespace is never starved by a large neighbour. The
-index is persisted as one file (header, per-partition FAISS blobs, SHA-256 checksum)
+namespaces in scope, so a small namespace is never starved by a large neighbour. Each
+partition (``partition.py``) takes new vectors into an exact buffer at once; a
+background *maintainer* thread builds its HNSW graph when it passes the threshold,
+moves buffered vectors into the graph, and rebuilds the graph when deletes and
+overwrites have tombstoned too much of it. A search never waits for the maintainer,
+and never returns a tombstoned id.
+
+The index is persisted as one file (header, per-partition blobs, SHA-256 checksum)
 written to a temporary file, fsynced and renamed into place.
 """
 
@@ -20,29 +27,43 @@ from collections.abc import Collection, Sequence
 import faiss
 import numpy as np
 
-__all__ = ["FaissIndex"]
+from hivemem.memory.index.partition import HnswParams, Partition
 
-_MAGIC = b"HIVEMEM-FAISS-1\n"
+__all__ = ["FaissIndex", "HnswParams"]
 
-
-def _ids(ids: list[int]) -> faiss.IDSelector:
-    """A selector of ids for ``remove_ids`` (its stub does not admit a plain id array)."""
-    return faiss.IDSelectorBatch(np.asarray(ids, dtype=np.int64))
+_MAGIC = b"HIVEMEM-FAISS-2\n"
+_FIELDS = ("buffer", "graph", "labels", "alive")
 
 
 class FaissIndex:
-    """``IndexIDMap2(IndexFlatIP)`` per namespace, ids are change ids."""
+    """Per-namespace partitions of exact buffers and HNSW graphs; ids are change ids."""
 
-    def __init__(self, path: str | None = None, dim: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | None = None,
+        dim: int | None = None,
+        hnsw: HnswParams | None = None,
+        *,
+        background: bool = True,
+        build_threads: int | None = None,
+    ) -> None:
         self.path = path
         self.dim = dim
+        self.params = hnsw or HnswParams()
         self.applied_revision = 0
-        self._parts: dict[str, faiss.Index] = {}
+        self.build_threads = build_threads or min(2, os.cpu_count() or 1)
+        self._parts: dict[str, Partition] = {}
         self._names: list[str] = []  # sorted partition names, for prefix scoping
         self._where: dict[int, str] = {}  # id -> namespace
         self._lock = threading.RLock()
         self._save_lock = threading.Lock()
+        self._maint_lock = threading.Lock()  # one maintenance step at a time
         self._threads = threading.local()
+        self._background = background
+        self._wake = threading.Event()
+        self._stopping = False
+        self._maintainer: threading.Thread | None = None
+        self._generation = 0  # bumped by reset: a graph built before it is dropped
 
     def _one_thread(self) -> None:
         """Run FAISS on one OpenMP thread from the calling thread.
@@ -56,11 +77,11 @@ class FaissIndex:
             self._threads.single = True
 
     # -- updates -------------------------------------------------------------------
-    def _part(self, namespace: str) -> faiss.Index:
+    def _part(self, namespace: str) -> Partition:
         part = self._parts.get(namespace)
         if part is None:
             assert self.dim is not None
-            part = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dim))
+            part = Partition(self.dim)
             self._parts[namespace] = part
             bisect.insort(self._names, namespace)
         return part
@@ -78,22 +99,113 @@ class FaissIndex:
                 ns = self._where.pop(i, None)
                 if ns is not None:
                     by_ns.setdefault(ns, []).append(i)
+            for i, _, _ in adds:  # re-applied after a crash: replace, never duplicate
+                ns = self._where.pop(i, None)
+                if ns is not None:
+                    by_ns.setdefault(ns, []).append(i)
             for ns, ids in by_ns.items():
-                self._parts[ns].remove_ids(_ids(ids))
+                self._parts[ns].remove(ids)
             grouped: dict[str, tuple[list[int], list[np.ndarray]]] = {}
             for i, ns, vec in adds:
                 if self.dim is None:
                     self.dim = int(vec.shape[-1])
-                if i in self._where:  # re-applied after a crash: replace, never duplicate
-                    self._parts[self._where[i]].remove_ids(_ids([i]))
                 self._where[i] = ns
                 ids, vecs = grouped.setdefault(ns, ([], []))
                 ids.append(i)
                 vecs.append(vec)
             for ns, (ids, vecs) in grouped.items():
-                matrix = np.ascontiguousarray(np.vstack(vecs), dtype=np.float32)
-                self._part(ns).add_with_ids(matrix, np.asarray(ids, dtype=np.int64))
+                self._part(ns).add(ids, vecs)
             self.applied_revision = max(self.applied_revision, revision)
+            touched = [self._parts[ns] for ns in {*by_ns, *grouped}]
+            work = any(self._needs_work(p) for p in touched)
+        if work:
+            self._kick()
+
+    # -- background maintenance ------------------------------------------------------
+    def _needs_work(self, part: Partition) -> bool:
+        return part.needs_graph(self.params) or part.needs_absorb(self.params)
+
+    def _kick(self) -> None:
+        if not self._background:
+            self.settle()
+            return
+        if self._maintainer is None or not self._maintainer.is_alive():
+            with self._lock:
+                if self._stopping:
+                    return
+                if self._maintainer is None or not self._maintainer.is_alive():
+                    self._maintainer = threading.Thread(
+                        target=self._maintain_loop, name="hivemem-hnsw", daemon=True
+                    )
+                    self._maintainer.start()
+        self._wake.set()
+
+    def _maintain_loop(self) -> None:
+        while not self._stopping:
+            try:
+                worked = self.maintain_step()
+            except Exception:  # a failed build leaves the exact buffer serving searches
+                worked = False
+            if not worked:
+                self._wake.wait(5.0)
+                self._wake.clear()
+
+    def maintain_step(self) -> bool:
+        """Do one unit of graph work (build, absorb a chunk); False if none was due."""
+        with self._maint_lock:
+            with self._lock:
+                todo = [(n, p) for n, p in self._parts.items() if self._needs_work(p)]
+                if not todo:
+                    return False
+                name, part = max(todo, key=lambda np_: len(np_[1]))
+                generation = self._generation
+                rebuild = part.needs_graph(self.params)
+                if rebuild:
+                    ids, vectors = part.snapshot()
+                else:
+                    faiss.omp_set_num_threads(self.build_threads)
+                    try:
+                        part.absorb(self.params.absorb_chunk)
+                    finally:
+                        faiss.omp_set_num_threads(1)
+                    return True
+            faiss.omp_set_num_threads(self.build_threads)
+            try:
+                graph = Partition.build_graph(vectors, self.params, lambda: self._stopping)
+            finally:
+                faiss.omp_set_num_threads(1)
+            with self._lock:
+                if graph is None or generation != self._generation:
+                    part.removed_while_building = None
+                    return graph is not None
+                if self._parts.get(name) is part:
+                    part.install(graph, ids)
+            return True
+
+    def settle(self, timeout: float | None = None) -> bool:
+        """Finish due graph work in the calling thread (tests, benchmarks, bulk loads).
+
+        Returns False if ``timeout`` seconds passed with work still due.
+        """
+        import time
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.maintain_step():
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+        return True
+
+    def graph_stats(self) -> dict[str, int]:
+        """Counts for status and benchmarks: vectors in graphs, buffered, tombstoned."""
+        with self._lock:
+            parts = list(self._parts.values())
+            return {
+                "partitions": len(parts),
+                "graphs": sum(1 for p in parts if p.graph is not None),
+                "in_graphs": sum(len(p.pos) for p in parts),
+                "buffered": sum(len(p.buffered) for p in parts),
+                "tombstones": sum(p.dead for p in parts),
+            }
 
     # -- search --------------------------------------------------------------------
     def _in_scope(self, scopes: Sequence[str]) -> list[str]:
@@ -121,24 +233,25 @@ class FaissIndex:
         with self._lock:
             if self.dim is None or q.shape[1] != self.dim:
                 return []
+            if allowed is not None and not allowed:
+                return []
             names = self._in_scope(scopes)
-            params = None
+            allowed_by: dict[str, list[int]] | None = None
             if allowed is not None:
-                if not allowed:
-                    return []
-                params = faiss.SearchParameters(
-                    sel=faiss.IDSelectorBatch(np.fromiter(allowed, dtype=np.int64))  # type: ignore[call-arg]
-                )
+                allowed_by = {}
+                for i in allowed:
+                    ns = self._where.get(i)
+                    if ns is not None:
+                        allowed_by.setdefault(ns, []).append(i)
             results: list[tuple[float, int]] = []
             for name in names:
                 part = self._parts[name]
-                if part.ntotal == 0:
+                if not len(part):
                     continue
-                kk = min(k, part.ntotal)
-                scores, ids = part.search(q, kk, params=params)
-                results.extend(
-                    (float(s), int(i)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0
-                )
+                here = None if allowed_by is None else allowed_by.get(name)
+                if allowed_by is not None and not here:
+                    continue
+                results += part.search(q, min(k, len(part)), self.params, here)
         best = heapq.nlargest(k, results) if len(names) > 1 else results[:k]
         return [(i, s) for s, i in best]
 
@@ -150,7 +263,9 @@ class FaissIndex:
             for i in ids:
                 ns = self._where.get(i)
                 if ns is not None:
-                    out[i] = float(self._parts[ns].reconstruct(int(i)) @ q)
+                    vec = self._parts[ns].vector(i)
+                    if vec is not None:
+                        out[i] = float(vec @ q)
         return out
 
     def ids(self) -> set[int]:
@@ -166,6 +281,15 @@ class FaissIndex:
             self._names.clear()
             self._where.clear()
             self.applied_revision = 0
+            self._generation += 1
+
+    def close(self) -> None:
+        """Stop the maintainer (a build in progress stops at its next chunk)."""
+        self._stopping = True
+        self._wake.set()
+        thread = self._maintainer
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=10)
 
     # -- persistence ---------------------------------------------------------------
     def save(self) -> None:
@@ -176,14 +300,24 @@ class FaissIndex:
         with self._save_lock:
             with self._lock:
                 names = list(self._names)
-                blobs = [faiss.serialize_index(self._parts[n]).tobytes() for n in names]
+                entries, blobs = [], []
+                for name in names:
+                    part = self._parts[name]
+                    pieces = [
+                        faiss.serialize_index(part.buffer).tobytes(),
+                        b"" if part.graph is None else faiss.serialize_index(part.graph).tobytes(),
+                        part.labels.tobytes(),
+                        part.alive.tobytes(),
+                    ]
+                    entries.append([name, part.dead, *map(len, pieces)])
+                    blobs += pieces
                 revision, dim = self.applied_revision, self.dim
             body = b"".join(blobs)
             header = json.dumps(
                 {
                     "revision": revision,
                     "dim": dim,
-                    "partitions": [[n, len(b)] for n, b in zip(names, blobs, strict=True)],
+                    "partitions": entries,
                     "sha256": hashlib.sha256(body).hexdigest(),
                 }
             ).encode()
@@ -216,17 +350,8 @@ class FaissIndex:
             body = memoryview(data)[pos + hlen :]
             if hashlib.sha256(body).hexdigest() != header["sha256"]:
                 return False
-            parts: dict[str, faiss.Index] = {}
-            where: dict[int, str] = {}
-            offset = 0
-            for name, length in header["partitions"]:
-                blob = np.frombuffer(body[offset : offset + length], dtype=np.uint8)
-                offset += length
-                part = faiss.deserialize_index(blob)
-                parts[name] = part
-                for i in faiss.vector_to_array(part.id_map):  # type: ignore[attr-defined]
-                    where[int(i)] = name
-        except (OSError, ValueError, KeyError, RuntimeError, struct.error):
+            parts, where = self._parse(header, body)
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError, struct.error):
             return False
         with self._lock:
             self._parts = parts
@@ -234,4 +359,34 @@ class FaissIndex:
             self._where = where
             self.dim = header["dim"]
             self.applied_revision = int(header["revision"])
+            self._generation += 1
+            work = any(self._needs_work(p) for p in parts.values())
+        if work:
+            self._kick()
         return True
+
+    @staticmethod
+    def _parse(header: dict, body: memoryview) -> tuple[dict[str, Partition], dict[int, str]]:  # type: ignore[type-arg]
+        parts: dict[str, Partition] = {}
+        where: dict[int, str] = {}
+        offset = 0
+        for name, dead, *lengths in header["partitions"]:
+            pieces = []
+            for length in lengths:
+                pieces.append(np.frombuffer(body[offset : offset + length], dtype=np.uint8))
+                offset += length
+            part = Partition(int(header["dim"]))
+            part.buffer = faiss.deserialize_index(pieces[0])  # type: ignore[assignment]
+            part.buffered = set(faiss.vector_to_array(part.buffer.id_map).tolist())
+            if len(pieces[1]):
+                part.graph = faiss.deserialize_index(pieces[1])  # type: ignore[assignment]
+                part.labels = pieces[2].view(np.int64).copy()
+                part.alive = pieces[3].copy()
+                bits = np.unpackbits(part.alive, bitorder="little")[: len(part.labels)]
+                live = np.flatnonzero(bits)
+                part.pos = dict(zip(part.labels[live].tolist(), live.tolist(), strict=True))
+                part.dead = int(dead)
+            parts[name] = part
+            for i in [*part.pos, *part.buffered]:
+                where[i] = name
+        return parts, where
