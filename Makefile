@@ -13,7 +13,7 @@ DATA ?= ./data
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install install-runtime serve test lint bench screenshot chromium clean
+.PHONY: install install-runtime serve test lint bench bench-large screenshot chromium clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ lint: install
 
 bench: install
 	$(PY) -m bench.run $(BENCH_ARGS)
+
+# The 1,000,000-item approximate-search point (tens of minutes on 2 cores).
+bench-large: install
+	$(PY) -m bench.run --only ann --large $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -199,7 +199,8 @@ def _update(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
 
 
 def _get(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
-    _emit(c.get(a.namespace, a.key, at_revision=a.at_revision), out)
+    item = c.get(a.namespace, a.key, at_revision=a.at_revision, min_revision=a.min_revision)
+    _emit(item, out)
 
 
 def _delete(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
@@ -257,6 +258,7 @@ def _search(c: Client, a: argparse.Namespace, out: IO[str]) -> None:
         filter=filt,
         thread=a.thread,
         at_revision=a.at_revision,
+        min_revision=a.min_revision,
     )
     for hit in hits:
         _emit(hit, out)
@@ -544,6 +546,9 @@ def _common() -> argparse.ArgumentParser:
     return p
 
 
+_MIN_REVISION = "first wait until the replica has applied revision N (read-your-writes)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``hivemem`` argument parser."""
     # Two instances: parents share action objects, and the top level's defaults (None)
@@ -604,6 +609,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("namespace", metavar="NS")
     p.add_argument("key", metavar="KEY")
     p.add_argument("--at-revision", type=int, metavar="N")
+    p.add_argument("--min-revision", type=int, metavar="N", help=_MIN_REVISION)
 
     p = cmd("delete", _delete, "delete an item (history is kept)")
     p.add_argument("namespace", metavar="NS")
@@ -640,6 +646,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--filter", metavar="JSON")
     p.add_argument("--thread", metavar="NAME", help="only items of this thread")
     p.add_argument("--at-revision", type=int, metavar="N", help="search the state at N")
+    p.add_argument("--min-revision", type=int, metavar="N", help=_MIN_REVISION)
 
     p = cmd("recall", _recall, "a prompt-ready context of the best hits under a token budget")
     p.add_argument("query", metavar="QUERY")

@@ -104,6 +104,9 @@ __all__ = ["Memory", "SYSTEM_PRINCIPAL"]
 
 _IMMUTABLE = (str, int, float, bool, type(None))
 
+#: Seconds a read with ``min_revision`` waits for a revision this store has not seen.
+MIN_REVISION_WAIT = 5.0
+
 
 class Memory:
     """A versioned, conflict-safe shared memory, seen as one principal.
@@ -675,17 +678,34 @@ class Memory:
         raise AssertionError("the plan wrote no such version")  # pragma: no cover
 
     # -- reads ---------------------------------------------------------------------
-    def get(self, namespace: str, key: str, at_revision: int | None = None) -> Item:
-        """The current item, or the version visible at ``at_revision``."""
+    def get(
+        self,
+        namespace: str,
+        key: str,
+        at_revision: int | None = None,
+        min_revision: int | None = None,
+    ) -> Item:
+        """The current item, or the version visible at ``at_revision``.
+
+        ``min_revision`` (on every read and search): first wait, bounded, until this
+        store has applied that revision, so a write made through another replica is seen.
+        """
         check_namespace(namespace, stored=True)
         check_key(key)
         self._require(namespace, "read")
+        self._await(min_revision, views=False)
         if at_revision is not None:
             self._check_revision(at_revision, "at_revision")
         row = self._core.log.get(namespace, key, at_revision, time.time())
         if row is None:
             raise NotFound("no such item")
         return row_to_item(row)
+
+    def _await(self, min_revision: Any, *, views: bool) -> None:
+        if min_revision is None:
+            return
+        check_int(min_revision, "min_revision", 0, INT64_MAX, "a revision")
+        self._core.await_revision(min_revision, views=views, timeout=MIN_REVISION_WAIT)
 
     def _check_revision(self, revision: Any, field: str) -> None:
         check_int(revision, field, 0, INT64_MAX, "a revision")
@@ -696,11 +716,12 @@ class Memory:
         if revision < compacted:
             raise Compacted(compacted)
 
-    def history(self, namespace: str, key: str) -> list[Item]:
+    def history(self, namespace: str, key: str, min_revision: int | None = None) -> list[Item]:
         """Every version of an item still in history, oldest first (tombstones too)."""
         check_namespace(namespace, stored=True)
         check_key(key)
         self._require(namespace, "read")
+        self._await(min_revision, views=False)
         rows = self._core.log.history(namespace, key)
         if not rows:
             raise NotFound("no such item")
@@ -712,9 +733,11 @@ class Memory:
         filter: dict[str, Any] | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        min_revision: int | None = None,
     ) -> ListPage:
         """Live items under a namespace prefix, ordered by (namespace, key), paginated."""
         scopes = self._scopes(prefix, "prefix")
+        self._await(min_revision, views=False)
         conds = parse_filter(filter)
         check_int(limit, "limit", 1, MAX_PAGE)
         after = _decode_cursor(cursor) if cursor else None
@@ -730,6 +753,7 @@ class Memory:
         depth: int | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        min_revision: int | None = None,
     ) -> NamespacePage:
         """Namespaces under ``prefix`` holding live items the caller may read, with counts.
 
@@ -739,6 +763,7 @@ class Memory:
         namespace the caller may not read is neither listed nor counted.
         """
         scopes = self._scopes(prefix, "prefix")
+        self._await(min_revision, views=False)
         if depth is not None:
             check_int(depth, "depth", 1, 16)
         check_int(limit, "limit", 1, MAX_PAGE)
@@ -765,6 +790,7 @@ class Memory:
         vector: Sequence[float] | None = None,
         thread: str | None = None,
         at_revision: int | None = None,
+        min_revision: int | None = None,
     ) -> builtins.list[Hit]:
         """Top-k items by ``vector``, ``keyword`` or ``hybrid`` relevance, best first.
 
@@ -801,6 +827,7 @@ class Memory:
         if at_revision is not None:
             found = rank_at(core, at_revision, query, qvec, scopes, conds, k, mode, thread)
             return [build_model(Hit, item=row_to_item(r), score=float(s)) for r, s in found]
+        self._await(min_revision, views=True)
         now = time.time()
         ranked = rank_current(core, query, qvec, scopes, conds, k, mode, thread, now)
         return self._hydrate(ranked, scopes, k, now)

@@ -92,6 +92,13 @@ class Core:
                 target=self._reap_loop, args=(reaper_interval,), name="hivemem-reaper", daemon=True
             )
             self._reaper.start()
+        self._woken = threading.Event()
+        self._follower: threading.Thread | None = None
+        if log.listen(self._wake):
+            self._follower = threading.Thread(
+                target=self._follow_loop, name="hivemem-follow", daemon=True
+            )
+            self._follower.start()
 
     def _lagged(self, sub: Subscription) -> None:
         self.activity.lagged(sub.scopes, sub.owner)
@@ -250,6 +257,53 @@ class Core:
         ):
             self.catch_up()
 
+    @property
+    def applied_revision(self) -> int:
+        """The revision every view (index and watchers) has applied."""
+        return min(self.index.applied_revision, self.hub.last_revision)
+
+    def _wake(self, revision: int | None) -> None:
+        """From the log's listener: another process may have committed ``revision``."""
+        if revision is None or revision > self.applied_revision:
+            self._woken.set()
+
+    def _follow_loop(self) -> None:
+        """Catch the views up whenever the log says another process committed.
+
+        The wake-up carries no data: the views read the log from their last revision,
+        so a lost or repeated notification can delay a change but never lose or
+        duplicate one (the reaper's poll is the backstop).
+        """
+        while not self._stop.is_set():
+            if not self._woken.wait(1.0):
+                continue
+            self._woken.clear()
+            try:
+                self.catch_up()
+            except Exception:  # PostgreSQL briefly away: the next wake-up or poll retries
+                if self.closed:
+                    return
+
+    def await_revision(self, revision: int, *, views: bool, timeout: float) -> None:
+        """Return once ``revision`` is committed and, with ``views``, applied here.
+
+        A revision the log has is applied at once (catch-up); one it has not yet is
+        waited for up to ``timeout`` seconds, then refused as ahead of the log.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            if views and self.applied_revision >= revision:
+                return
+            head = self.log.head()
+            if head >= revision:
+                if views:
+                    self.catch_up()
+                    continue
+                return
+            if time.monotonic() >= deadline:
+                raise InvalidInput("min_revision", f"is ahead of the latest revision {head}")
+            time.sleep(0.01)
+
     def after_commit(self, revision: int, rows: list[Row], replaced: list[int]) -> None:
         """Update views in commit order (called under the write lock)."""
         if (
@@ -399,6 +453,8 @@ class Core:
         self._stop.set()
         if self._reaper is not None:
             self._reaper.join(timeout=5)
+        if self._follower is not None:
+            self._follower.join(timeout=5)
         with self.write_lock:
             self.closed = True
             self.hub.close()

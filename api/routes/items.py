@@ -12,6 +12,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from hivemem.api.deps import Caller
@@ -25,6 +26,15 @@ __all__ = ["router", "PutBody"]
 
 router = APIRouter(tags=["items"])
 ITEM_PATH = "/v1/items/{namespace:path}/{key}"
+
+#: ``?min_revision=``: read-your-writes across replicas (the clients send it themselves).
+MinRevision = Annotated[
+    int | None,
+    Query(
+        description="Wait (up to 5 s) until this replica has applied this revision first.",
+        examples=[41],
+    ),
+]
 
 
 class PutBody(BaseModel):
@@ -133,6 +143,14 @@ def _written(result: Item | Proposal) -> Any:
                 "schema": {"type": "integer"},
                 "example": 40,
             },
+            {
+                "name": "min_revision",
+                "in": "query",
+                "required": False,
+                "description": "Wait (up to 5 s) until this replica has applied this revision.",
+                "schema": {"type": "integer"},
+                "example": 41,
+            },
         ]
     },
     responses={**ok(ITEM), **problem_responses(401, 404, 410, 422)},
@@ -147,7 +165,12 @@ async def get_item(mem: Caller, request: Request) -> Response:
     """
     params = request.path_params
     at_revision = _query_int(request, "at_revision")
-    item = mem.get(params["namespace"], params["key"], at_revision=at_revision)
+    min_revision = _query_int(request, "min_revision")
+    args = (params["namespace"], params["key"], at_revision)
+    if min_revision is None:
+        item = mem.get(*args)
+    else:  # it may wait for this replica to catch up: not on the event loop
+        item = await run_in_threadpool(mem.get, *args, min_revision=min_revision)
     # The version as an entity tag: PATCH takes it back as If-Match.
     headers = {"ETag": f'"{item.version}"'}
     return Response(item.model_dump_json(), media_type="application/json", headers=headers)
@@ -192,9 +215,9 @@ def delete_item(
     summary="Every version of an item",
     responses={**ok([{**ITEM, "version": 1, "revision": 40}, ITEM]), **problem_responses(401, 404)},
 )
-def history(mem: Caller, namespace: str, key: str) -> list[Item]:
+def history(mem: Caller, namespace: str, key: str, min_revision: MinRevision = None) -> list[Item]:
     """Every version still in history, oldest first, tombstones included."""
-    return mem.history(namespace, key)
+    return mem.history(namespace, key, min_revision=min_revision)
 
 
 @router.get(
@@ -217,9 +240,16 @@ def list_items(
             examples=['{"kind": "plan"}'],
         ),
     ] = None,
+    min_revision: MinRevision = None,
 ) -> ListPage:
     """Live items under ``prefix`` that the caller may read, by (namespace, key)."""
-    return mem.list(prefix, filter=parse_json_filter(filter), limit=limit, cursor=cursor)
+    return mem.list(
+        prefix,
+        filter=parse_json_filter(filter),
+        limit=limit,
+        cursor=cursor,
+        min_revision=min_revision,
+    )
 
 
 @router.get(
@@ -239,9 +269,12 @@ def list_namespaces(
     ] = None,
     limit: Annotated[int, Query(description="Page size, 1 to 1000.")] = 100,
     cursor: Annotated[str | None, Query(description="From the previous page.")] = None,
+    min_revision: MinRevision = None,
 ) -> NamespacePage:
     """Namespaces under ``prefix`` with live items the caller may read, and their counts."""
-    return mem.namespaces(prefix, depth=depth, limit=limit, cursor=cursor)
+    return mem.namespaces(
+        prefix, depth=depth, limit=limit, cursor=cursor, min_revision=min_revision
+    )
 
 
 def parse_json_filter(raw: str | None) -> dict[str, Any] | None:

@@ -36,6 +36,11 @@ class SearchRequest(BaseModel):
     at_revision: int | None = Field(
         None, description="Rank the versions visible at this revision (exact; 410 if compacted)."
     )
+    min_revision: int | None = Field(
+        None,
+        description="Wait (up to 5 s) until this replica's index has applied this revision "
+        "(read-your-writes across replicas; the clients send it after their writes).",
+    )
 
 
 SEARCH_EXAMPLES = {
@@ -46,6 +51,10 @@ SEARCH_EXAMPLES = {
     "thread_at_revision": {
         "summary": "One conversation, as it was at revision 40",
         "value": {"query": "who adopted a puppy?", "thread": "session-7", "at_revision": 40},
+    },
+    "read_your_writes": {
+        "summary": "Search a replica once it has applied the caller's last write",
+        "value": {"query": "deploy", "namespaces": ["team"], "min_revision": 41},
     },
     "filtered": {
         "summary": "Keyword search with a metadata filter",
@@ -76,6 +85,7 @@ def search(
         vector=body.vector,
         thread=body.thread,
         at_revision=body.at_revision,
+        min_revision=body.min_revision,
     )
 
 

@@ -104,7 +104,9 @@ class AsyncClient(BaseClient):
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _call(self, call: Call[T]) -> T:
-        return call.parse(await self._send(call))
+        result = call.parse(await self._send(call))
+        self._saw(call, result)
+        return result
 
     async def close(self) -> None:
         """Close the connection pool (unless it was passed in by the caller)."""
@@ -297,13 +299,24 @@ class AsyncClient(BaseClient):
         return await self._call(self._review_call(proposal_id, "reject", reason))
 
     # -- reads -----------------------------------------------------------------------
-    async def get(self, namespace: str, key: str, at_revision: int | None = None) -> Item:
-        """The current item, or the version visible at ``at_revision``."""
-        return await self._call(self._get_call(namespace, key, at_revision))
+    async def get(
+        self,
+        namespace: str,
+        key: str,
+        at_revision: int | None = None,
+        min_revision: int | None = None,
+    ) -> Item:
+        """The current item, or the version visible at ``at_revision``.
 
-    async def history(self, namespace: str, key: str) -> list[Item]:
+        ``min_revision`` defaults to the newest revision this client wrote.
+        """
+        return await self._call(self._get_call(namespace, key, at_revision, min_revision))
+
+    async def history(
+        self, namespace: str, key: str, min_revision: int | None = None
+    ) -> list[Item]:
         """Every version of an item still in history, oldest first (tombstones too)."""
-        return await self._call(self._history_call(namespace, key))
+        return await self._call(self._history_call(namespace, key, min_revision))
 
     async def list(
         self,
@@ -311,9 +324,10 @@ class AsyncClient(BaseClient):
         filter: dict[str, Any] | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        min_revision: int | None = None,
     ) -> ListPage:
         """Live items under a namespace prefix, ordered by (namespace, key), paginated."""
-        return await self._call(self._list_call(prefix, filter, limit, cursor))
+        return await self._call(self._list_call(prefix, filter, limit, cursor, min_revision))
 
     async def namespaces(
         self,
@@ -321,9 +335,11 @@ class AsyncClient(BaseClient):
         depth: int | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        min_revision: int | None = None,
     ) -> NamespacePage:
         """Namespaces under ``prefix`` holding live items the caller may read, with counts."""
-        return await self._call(self._namespaces_call(prefix, depth, limit, cursor))
+        call = self._namespaces_call(prefix, depth, limit, cursor, min_revision)
+        return await self._call(call)
 
     async def activity(
         self,
@@ -347,11 +363,13 @@ class AsyncClient(BaseClient):
         vector: Sequence[float] | None = None,
         thread: str | None = None,
         at_revision: int | None = None,
+        min_revision: int | None = None,
     ) -> builtins.list[Hit]:
         """Top-k items by ``vector``, ``keyword`` or ``hybrid`` relevance, best first."""
-        return await self._call(
-            self._search_call(query, namespaces, k, mode, filter, vector, thread, at_revision)
+        call = self._search_call(
+            query, namespaces, k, mode, filter, vector, thread, at_revision, min_revision
         )
+        return await self._call(call)
 
     async def recall(
         self,

@@ -87,6 +87,8 @@ class Call(Generic[T]):
     #: Safe to send again when the first attempt may or may not have arrived.
     retry: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    #: A write: the client remembers the revision it returns (read-your-writes).
+    writes: bool = False
 
 
 # -- decoding ----------------------------------------------------------------------------
@@ -250,6 +252,10 @@ class BaseClient:
         self.timeout = timeout
         self.retries = retries
         self._principal: str | None = None
+        #: The newest revision this client has written. Every later read and search sends
+        #: it as ``min_revision``, so behind a load balancer a client reads its own writes
+        #: on whichever replica answers.
+        self.written_revision: int | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.base_url!r})"
@@ -279,6 +285,20 @@ class BaseClient:
         step = min(self._backoff_cap, self._backoff_base * 2.0**attempt)
         return step * (0.5 + random.random() / 2)
 
+    def _saw(self, call: Call[Any], result: Any) -> None:
+        """Remember the revision a write returned."""
+        if not call.writes:
+            return
+        found = [result] if not isinstance(result, list) else result
+        revisions = [r.revision for r in found if isinstance(r, Item | TxnResult)]
+        if revisions and max(revisions) > (self.written_revision or 0):
+            self.written_revision = max(revisions)
+
+    def _min_revision(self, min_revision: int | None) -> list[tuple[str, str]]:
+        """The ``min_revision`` to send: the caller's, else the newest this client wrote."""
+        chosen = self.written_revision if min_revision is None else min_revision
+        return [] if chosen is None else [("min_revision", str(chosen))]
+
     def _unavailable(self, exc: Exception) -> Unavailable:
         return Unavailable(f"cannot reach {self.base_url}: {type(exc).__name__}: {exc}")
 
@@ -298,6 +318,7 @@ class BaseClient:
             _item_or_proposal,
             content=encode_json(body),
             retry=options.get("if_version") is not None,
+            writes=True,
         )
 
     def _update_call(
@@ -317,10 +338,14 @@ class BaseClient:
             # Only a compare-and-swap update is safe to send twice.
             retry=options.get("if_version") is not None,
             headers={"Content-Type": "application/vnd.hivemem.update+json"},
+            writes=True,
         )
 
-    def _get_call(self, namespace: str, key: str, at_revision: int | None) -> Call[Item]:
+    def _get_call(
+        self, namespace: str, key: str, at_revision: int | None, min_revision: int | None = None
+    ) -> Call[Item]:
         params = [] if at_revision is None else [("at_revision", str(at_revision))]
+        params += self._min_revision(min_revision)
         path = "/v1/items" + item_path(namespace, key)
         return Call("GET", path, _model(Item), params=params, retry=True)
 
@@ -331,20 +356,36 @@ class BaseClient:
         if fence is not None:
             params.append(("fence", str(fence)))
         path = "/v1/items" + item_path(namespace, key)
-        return Call("DELETE", path, _item_or_proposal, params=params, retry=if_version is not None)
+        return Call(
+            "DELETE",
+            path,
+            _item_or_proposal,
+            params=params,
+            retry=if_version is not None,
+            writes=True,
+        )
 
-    def _history_call(self, namespace: str, key: str) -> Call[list[Item]]:
+    def _history_call(
+        self, namespace: str, key: str, min_revision: int | None = None
+    ) -> Call[list[Item]]:
         path = "/v1/history" + item_path(namespace, key)
-        return Call("GET", path, _many(_ITEMS), retry=True)
+        params = self._min_revision(min_revision)
+        return Call("GET", path, _many(_ITEMS), params=params, retry=True)
 
     def _put_many_call(self, ops: Sequence[Any]) -> Call[list[Item]]:
         body = {"ops": [_op(o) for o in ops]}
-        return Call("POST", "/v1/batch", _many(_ITEMS), content=encode_json(body))
+        return Call("POST", "/v1/batch", _many(_ITEMS), content=encode_json(body), writes=True)
 
     def _list_call(
-        self, prefix: str, filter: dict[str, Any] | None, limit: int, cursor: str | None
+        self,
+        prefix: str,
+        filter: dict[str, Any] | None,
+        limit: int,
+        cursor: str | None,
+        min_revision: int | None = None,
     ) -> Call[ListPage]:
         params = [("prefix", prefix or ""), ("limit", str(limit))]
+        params += self._min_revision(min_revision)
         if cursor is not None:
             params.append(("cursor", cursor))
         if filter is not None:
@@ -352,9 +393,15 @@ class BaseClient:
         return Call("GET", "/v1/items", _model(ListPage), params=_strs(params), retry=True)
 
     def _namespaces_call(
-        self, prefix: str, depth: int | None, limit: int, cursor: str | None
+        self,
+        prefix: str,
+        depth: int | None,
+        limit: int,
+        cursor: str | None,
+        min_revision: int | None = None,
     ) -> Call[NamespacePage]:
         params = [("prefix", prefix or ""), ("limit", str(limit))]
+        params += self._min_revision(min_revision)
         if depth is not None:
             params.append(("depth", str(depth)))
         if cursor is not None:
@@ -383,6 +430,7 @@ class BaseClient:
         vector: Sequence[float] | None,
         thread: str | None = None,
         at_revision: int | None = None,
+        min_revision: int | None = None,
     ) -> Call[list[Hit]]:
         if isinstance(namespaces, str):
             namespaces = [namespaces]  # one prefix, as the engine allows
@@ -397,6 +445,7 @@ class BaseClient:
             "vector": _vector(vector),
             "thread": thread,
             "at_revision": at_revision,
+            "min_revision": self.written_revision if min_revision is None else min_revision,
         }
         content = encode_json({k: v for k, v in body.items() if v is not None})
         # A search changes nothing, so it is as safe to repeat as a GET.
@@ -418,7 +467,7 @@ class BaseClient:
             "success": [_op(o) for o in success],
             "failure": [_op(o) for o in failure],
         }
-        return Call("POST", "/v1/txn", _model(TxnResult), content=encode_json(body))
+        return Call("POST", "/v1/txn", _model(TxnResult), content=encode_json(body), writes=True)
 
     # -- leases ----------------------------------------------------------------------
     def _lease_call(self, ttl: float) -> Call[Lease]:

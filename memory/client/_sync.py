@@ -107,7 +107,9 @@ class Client(BaseClient):
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _call(self, call: Call[T]) -> T:
-        return call.parse(self._send(call))
+        result = call.parse(self._send(call))
+        self._saw(call, result)
+        return result
 
     def close(self) -> None:
         """Close the connection pool (unless it was passed in by the caller)."""
@@ -294,13 +296,22 @@ class Client(BaseClient):
         return self._call(self._review_call(proposal_id, "reject", reason))
 
     # -- reads -----------------------------------------------------------------------
-    def get(self, namespace: str, key: str, at_revision: int | None = None) -> Item:
-        """The current item, or the version visible at ``at_revision``."""
-        return self._call(self._get_call(namespace, key, at_revision))
+    def get(
+        self,
+        namespace: str,
+        key: str,
+        at_revision: int | None = None,
+        min_revision: int | None = None,
+    ) -> Item:
+        """The current item, or the version visible at ``at_revision``.
 
-    def history(self, namespace: str, key: str) -> list[Item]:
+        ``min_revision`` defaults to the newest revision this client wrote.
+        """
+        return self._call(self._get_call(namespace, key, at_revision, min_revision))
+
+    def history(self, namespace: str, key: str, min_revision: int | None = None) -> list[Item]:
         """Every version of an item still in history, oldest first (tombstones too)."""
-        return self._call(self._history_call(namespace, key))
+        return self._call(self._history_call(namespace, key, min_revision))
 
     def list(
         self,
@@ -308,9 +319,10 @@ class Client(BaseClient):
         filter: dict[str, Any] | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        min_revision: int | None = None,
     ) -> ListPage:
         """Live items under a namespace prefix, ordered by (namespace, key), paginated."""
-        return self._call(self._list_call(prefix, filter, limit, cursor))
+        return self._call(self._list_call(prefix, filter, limit, cursor, min_revision))
 
     def namespaces(
         self,
@@ -318,9 +330,11 @@ class Client(BaseClient):
         depth: int | None = None,
         limit: int = 100,
         cursor: str | None = None,
+        min_revision: int | None = None,
     ) -> NamespacePage:
         """Namespaces under ``prefix`` holding live items the caller may read, with counts."""
-        return self._call(self._namespaces_call(prefix, depth, limit, cursor))
+        call = self._namespaces_call(prefix, depth, limit, cursor, min_revision)
+        return self._call(call)
 
     def activity(
         self,
@@ -344,11 +358,13 @@ class Client(BaseClient):
         vector: Sequence[float] | None = None,
         thread: str | None = None,
         at_revision: int | None = None,
+        min_revision: int | None = None,
     ) -> builtins.list[Hit]:
         """Top-k items by ``vector``, ``keyword`` or ``hybrid`` relevance, best first."""
-        return self._call(
-            self._search_call(query, namespaces, k, mode, filter, vector, thread, at_revision)
+        call = self._search_call(
+            query, namespaces, k, mode, filter, vector, thread, at_revision, min_revision
         )
+        return self._call(call)
 
     def recall(
         self,

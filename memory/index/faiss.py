@@ -122,8 +122,8 @@ class FaissIndex:
             self._kick()
 
     # -- background maintenance ------------------------------------------------------
-    def _needs_work(self, part: Partition) -> bool:
-        return part.needs_graph(self.params) or part.needs_absorb(self.params)
+    def _needs_work(self, part: Partition, force: bool = True) -> bool:
+        return part.needs_graph(self.params) or part.needs_absorb(self.params, force)
 
     def _kick(self) -> None:
         if not self._background:
@@ -147,14 +147,22 @@ class FaissIndex:
             except Exception:  # a failed build leaves the exact buffer serving searches
                 worked = False
             if not worked:
-                self._wake.wait(5.0)
+                # buffered vectors wait for writes to pause: look again soon
+                self._wake.wait(self.params.quiet if self._pending() else 5.0)
                 self._wake.clear()
 
-    def maintain_step(self) -> bool:
-        """Do one unit of graph work (build, absorb a chunk); False if none was due."""
+    def _pending(self) -> bool:
+        with self._lock:
+            return any(self._needs_work(p) for p in self._parts.values())
+
+    def maintain_step(self, force: bool = False) -> bool:
+        """Do one unit of graph work (build, absorb a chunk); False if none was due.
+
+        Without ``force`` a namespace still being written to keeps a small buffer.
+        """
         with self._maint_lock:
             with self._lock:
-                todo = [(n, p) for n, p in self._parts.items() if self._needs_work(p)]
+                todo = [(n, p) for n, p in self._parts.items() if self._needs_work(p, force)]
                 if not todo:
                     return False
                 name, part = max(todo, key=lambda np_: len(np_[1]))
@@ -190,7 +198,7 @@ class FaissIndex:
         import time
 
         deadline = None if timeout is None else time.monotonic() + timeout
-        while self.maintain_step():
+        while self.maintain_step(force=True):
             if deadline is not None and time.monotonic() > deadline:
                 return False
         return True

@@ -18,6 +18,7 @@ beam, and an exact pass runs if the graph still found fewer than k.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
@@ -34,12 +35,18 @@ class HnswParams:
     #: vectors in a namespace above which it gets an HNSW graph (below: exact search)
     threshold: int = 10_000
     m: int = 32
-    ef_construction: int = 128
+    ef_construction: int = 80
+    #: beam width at 250,000 vectors; it grows with the square root of the graph's size
     ef_search: int = 96
     #: graph rebuilt when this fraction of its positions is tombstoned
     max_dead: float = 0.2
     #: buffered vectors moved into the graph per step (a step holds the index lock)
-    absorb_chunk: int = 512
+    absorb_chunk: int = 256
+    #: while writes keep arriving, the buffer is absorbed only past this size (each
+    #: absorb step holds writers up; a larger buffer is rebuilt off the lock instead)
+    max_buffer: int = 20_000
+    #: seconds without writes to a namespace before its buffer is absorbed
+    quiet: float = 0.25
     #: a filtered search allowing at most this many vectors is exact
     exact_filter: int = 20_000
 
@@ -69,6 +76,7 @@ class Partition:
         self.buffered: set[int] = set()  # change ids in the buffer
         self.dead = 0
         self.removed_while_building: set[int] | None = None
+        self.last_add = 0.0
 
     # -- size ----------------------------------------------------------------------
     def __len__(self) -> int:
@@ -89,14 +97,19 @@ class Partition:
         outgrown = self.buffer.ntotal > max(self.graph_size, params.absorb_chunk)
         return too_dead or outgrown
 
-    def needs_absorb(self, params: HnswParams) -> bool:
-        """Whether buffered vectors should move into the graph."""
-        return self.graph is not None and self.buffer.ntotal >= min(64, params.absorb_chunk)
+    def needs_absorb(self, params: HnswParams, force: bool = False) -> bool:
+        """Whether buffered vectors should move into the graph (now, unless writes are
+        still arriving and the buffer is small: then the maintainer waits)."""
+        if self.graph is None or self.buffer.ntotal < min(64, params.absorb_chunk):
+            return False
+        quiet = time.monotonic() - self.last_add >= params.quiet
+        return force or quiet or self.buffer.ntotal >= params.max_buffer
 
     # -- updates -------------------------------------------------------------------
     def add(self, ids: list[int], vectors: list[np.ndarray]) -> None:
         self.buffer.add_with_ids(_as_matrix(vectors), np.asarray(ids, dtype=np.int64))
         self.buffered.update(ids)
+        self.last_add = time.monotonic()
 
     def remove(self, ids: Collection[int]) -> None:
         in_buffer = []
@@ -248,7 +261,7 @@ class Partition:
         assert self.graph is not None
         bitmap = self.alive
         want = min(k, len(self.pos))
-        ef = max(params.ef_search, k)
+        ef = max(k, params.ef_search, int(params.ef_search * (len(self.pos) / 250_000) ** 0.5))
         if allowed is not None:
             positions = [p for i in allowed if (p := self.pos.get(i)) is not None]
             if len(positions) <= params.exact_filter:

@@ -340,6 +340,12 @@ class StateLog(Protocol):
         (cheap, lock-free; the engine then compares revisions)."""
         ...
 
+    def listen(self, wake: Callable[[int | None], None]) -> bool:
+        """Call ``wake(revision or None)`` from a background thread whenever another
+        process may have committed (and after every reconnect of the listener), if the
+        backend can; returns False if it cannot (the engine then polls)."""
+        ...
+
     def acl(self) -> Any:
         """The store of principals, grants and API keys (see memory.acl)."""
         ...

@@ -289,6 +289,10 @@ class PostgresLog:
         self._local = threading.local()
         self._closed = False
         self._w: psycopg.Connection[Any] | None = None
+        self._listener: threading.Thread | None = None
+        self._listen_con: psycopg.Connection[Any] | None = None
+        #: times the listening connection was (re)established (tests, metrics)
+        self.listen_connects = 0
         try:
             self._migrate(fresh)
         except BaseException:
@@ -816,6 +820,48 @@ class PostgresLog:
         self._local.head = head
         return changed
 
+    # -- wake-ups from other processes ----------------------------------------------
+    def listen(self, wake: Callable[[int | None], None]) -> bool:
+        """Call ``wake(revision)`` on every commit NOTIFY of this schema, from any process,
+        and ``wake(None)`` after every (re)connect of the listening connection, since
+        notifications sent while it was down are lost. A wake-up only: the caller reads
+        the log from its last revision. Returns True (this backend can listen).
+        """
+        if self._listener is None:
+            self._listener = threading.Thread(
+                target=self._listen_loop, args=(wake,), name="hivemem-listen", daemon=True
+            )
+            self._listener.start()
+        return True
+
+    @property
+    def listener_pid(self) -> int | None:
+        """The backend pid of the listening connection (to kill it in tests)."""
+        con = self._listen_con
+        return None if con is None or con.closed else con.info.backend_pid
+
+    def _listen_loop(self, wake: Callable[[int | None], None]) -> None:
+        delay = 0.05
+        while not self._closed:
+            try:
+                with psycopg.connect(self.url, **self._kwargs) as con:
+                    con.execute(f"LISTEN {self.channel}")
+                    self._listen_con = con
+                    self.listen_connects += 1
+                    delay = 0.05
+                    wake(None)  # whatever was committed while nobody listened
+                    while not self._closed:
+                        for note in con.notifies(timeout=0.5):
+                            wake(int(note.payload) if note.payload.isdigit() else None)
+            except (psycopg.Error, OSError):
+                self._listen_con = None
+                if self._closed:
+                    return
+                time.sleep(delay)
+                delay = min(2.0, delay * 2)
+            finally:
+                self._listen_con = None
+
     # -- principals, grants, keys ----------------------------------------------------
     def acl(self) -> PostgresLog:
         return self
@@ -903,6 +949,9 @@ class PostgresLog:
             pool = getattr(self, "_pool", None)
             if pool is not None:
                 pool.close()
+            listener = self._listener
+            if listener is not None and listener is not threading.current_thread():
+                listener.join(timeout=2)
             if self._w is not None:
                 self._w.close()
 

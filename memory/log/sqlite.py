@@ -14,7 +14,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from hivemem.memory.errors import InvalidInput, Unavailable
@@ -780,6 +780,10 @@ class SQLiteLog:
         changed = version != getattr(self._local, "data_version", None)
         self._local.data_version = version
         return bool(changed)
+
+    def listen(self, wake: Callable[[int | None], None]) -> bool:
+        """SQLite has no cross-process notification: the engine polls ``data_version``."""
+        return False
 
     # -- principals, grants, keys ----------------------------------------------------
     def acl(self) -> SQLiteLog:

@@ -89,3 +89,120 @@ def test_a_watcher_on_one_replica_sees_writes_made_on_the_other(replicas) -> Non
     b.put("team", "from-b", "written on replica b")
     assert a.get("team", "from-b").revision == 6
     assert [h.item.key for h in a.search("replica b", mode="keyword")] == ["from-b"]
+
+
+@pytest.fixture
+def quiet_replicas(tmp_path) -> Iterator[tuple[Memory, Memory]]:  # type: ignore[no-untyped-def]
+    """Two replicas with no reaper: only LISTEN/NOTIFY wakes the other one up."""
+    url = _postgres_url()
+    if url is None:
+        pytest.skip("no PostgreSQL server (set HIVEMEM_TEST_POSTGRES)")
+    schema = f"q_{uuid.uuid4().hex[:10]}"
+    log_url = f"{url}?schema={schema}"
+    mems = [
+        open_memory(
+            Settings(data_dir=str(tmp_path / name), log_url=log_url, durability="normal"),
+            embedder=HashEmbedder(),
+            reaper_interval=None,
+        )
+        for name in ("a", "b")
+    ]
+    yield mems[0], mems[1]
+    for m in mems:
+        m.close()
+    from hivemem.memory.log.postgres import PostgresLog
+
+    PostgresLog(url, schema=schema).drop()
+
+
+def _listener(mem: Memory):  # type: ignore[no-untyped-def]
+    return mem._core.log
+
+
+def test_notify_wakes_the_other_replicas_watchers_and_index(quiet_replicas) -> None:  # type: ignore[no-untyped-def]
+    a, b = quiet_replicas
+    sub = b.watch(["team"], since=0)
+    start = time.monotonic()
+    a.put("team", "k", "deploy friday")
+    change = next(iter(sub.iter(timeout=2.0)))
+    assert (change.revision, change.key) == (1, "k")
+    assert time.monotonic() - start < 1.0  # no reaper runs: only the NOTIFY woke it
+    sub.close()
+    deadline = time.monotonic() + 2.0
+    while b._core.index.applied_revision < 1:
+        assert time.monotonic() < deadline, "the index did not follow the NOTIFY"
+        time.sleep(0.01)
+
+
+def test_killing_the_listening_connection_loses_and_repeats_nothing(quiet_replicas) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    import psycopg
+
+    a, b = quiet_replicas
+    url = _postgres_url()
+    assert url is not None
+    log = _listener(b)
+    deadline = time.monotonic() + 5.0
+    while log.listener_pid is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    sub = b.watch(["team"], since=0)
+    got: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        i = 0
+        while not stop.is_set():
+            a.put("team", f"k{i}", i)
+            i += 1
+            time.sleep(0.002)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    kills = 0
+    with psycopg.connect(url, autocommit=True) as admin:
+        while kills < 50:
+            pid = log.listener_pid
+            connects = log.listen_connects
+            if pid is None:
+                time.sleep(0.005)
+                continue
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            kills += 1
+            deadline = time.monotonic() + 10.0
+            while log.listen_connects == connects:  # wait for the reconnect
+                assert time.monotonic() < deadline, "the listener never reconnected"
+                time.sleep(0.005)
+            time.sleep(0.01)
+    stop.set()
+    writer.join()
+    head = a.revision
+    for change in sub.iter(timeout=5.0):
+        got.append((change.revision, change.key))
+        if change.revision == head:
+            break
+    sub.close()
+    assert [r for r, _ in got] == list(range(1, head + 1))  # none missed, none twice
+    assert head > 50
+
+
+def test_min_revision_waits_for_this_replica_then_refuses_a_future_one(  # type: ignore[no-untyped-def]
+    quiet_replicas, monkeypatch
+) -> None:
+    from hivemem.memory import engine
+    from hivemem.memory.errors import InvalidInput
+
+    a, b = quiet_replicas
+    item = a.put("team", "plan", "deploy friday")
+    hits = b.search("deploy friday", mode="vector", min_revision=item.revision)
+    assert [h.item.key for h in hits] == ["plan"]
+    assert b._core.index.applied_revision >= item.revision
+    assert b.get("team", "plan", min_revision=item.revision).version == 1
+    monkeypatch.setattr(engine, "MIN_REVISION_WAIT", 0.2)
+    start = time.monotonic()
+    with pytest.raises(InvalidInput, match="min_revision"):
+        b.get("team", "plan", min_revision=item.revision + 5)
+    assert time.monotonic() - start >= 0.2
+    with pytest.raises(InvalidInput, match="min_revision"):
+        b.search("x", min_revision=-1)
