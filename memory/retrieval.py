@@ -49,7 +49,7 @@ def rank_current(
     depth = _depth(mode, k)
     allowed = None
     if conds or thread is not None:
-        allowed = set(core.log.filtered_ids(scopes, conds, now, thread))
+        allowed = set(core.filtered_ids(scopes, conds, now, thread))
     vec_hits: Ranked = []
     if qvec is not None:
         vec_hits = core.index.search(qvec, scopes, depth + 8, allowed)

@@ -13,7 +13,7 @@ import shutil
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,8 @@ from hivemem.memory.errors import Conflict, InvalidInput
 from hivemem.memory.group_commit import GroupCommitter
 from hivemem.memory.index.base import VectorIndex
 from hivemem.memory.log.base import PendingChange, Plan, Row, StateLog, WriteView
+from hivemem.memory.postings import MetadataPostings, indexable
+from hivemem.memory.search import Cond
 from hivemem.memory.threads import DEFAULT_WINDOW, KeywordView
 from hivemem.memory.watch import Subscription, WatchHub
 
@@ -84,6 +86,7 @@ class Core:
         self._saved_revision = -1
         self._last_save = time.monotonic()
         self.rebuild_keywords()
+        self.postings: MetadataPostings | None = None
         self.open_index()
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
@@ -165,6 +168,7 @@ class Core:
         with self.write_lock:
             started = time.monotonic()
             self.index.reset()
+            self.postings = None  # rebuilt from the log on the next filtered search
             head = self.log.head()
             batch: list[tuple[int, str, np.ndarray]] = []
             for item in self._vectors(self.log.live_vectors()):
@@ -249,6 +253,29 @@ class Core:
             self.index.apply(revision, adds, removes)
         if revision > self.keywords.applied_revision:
             self.keywords.apply(revision, tops, removes)
+        if self.postings is not None:
+            self.postings.apply([(t.id, t.metadata) for t in tops], removes)
+
+    # -- metadata postings (equality filters without a log scan) ---------------------
+    def filtered_ids(
+        self, scopes: list[str], conds: list[Cond], now: float, thread: str | None = None
+    ) -> Collection[int]:
+        """Ids of live items matching ``conds`` (and ``thread``), for a search to keep to.
+
+        Equality filters come from the in-memory postings (built on first use); other
+        filters, and threads, from the log. Either may include ids out of scope or
+        expired: the indexes scope their search, and every hit is checked against the log
+        before it is returned.
+        """
+        if thread is not None or not indexable(conds):
+            return self.log.filtered_ids(scopes, conds, now, thread)
+        if self.postings is None:
+            with self.write_lock:
+                if self.postings is None:
+                    postings = MetadataPostings()
+                    postings.apply(self.log.live_metadata(), ())
+                    self.postings = postings
+        return self.postings.matching(conds)
 
     def sync(self) -> None:
         """Catch up with commits made by other processes sharing the store."""
@@ -324,6 +351,11 @@ class Core:
         texts = [r for r in final if r.live and r.text]
         kept = {r.id for r in texts}
         self.keywords.apply(revision, texts, replaced + [r.id for r in rows if r.id not in kept])
+        if self.postings is not None:  # every live item, with a vector or not
+            live = [r for r in final if r.live]
+            kept_live = {r.id for r in live}
+            gone = replaced + [r.id for r in rows if r.id not in kept_live]
+            self.postings.apply([(r.id, r.metadata) for r in live], gone)
         self.hub.publish(revision, rows)
 
     def fix_dim(self, puts: Iterable[Any]) -> bool:

@@ -295,6 +295,10 @@ class StateLog(Protocol):
         """``(change id, namespace, vector)`` for every live item that has a vector."""
         ...
 
+    def live_metadata(self) -> Iterator[tuple[int, str | None]]:
+        """``(change id, metadata JSON)`` of every live item."""
+        ...
+
     def expired(self, now: float, limit: int) -> list[tuple[str, str]]:
         """Keys of live items whose TTL has passed."""
         ...

@@ -763,6 +763,19 @@ class PostgresLog:
                 return
             after = page[-1][0]
 
+    def live_metadata(self) -> Iterator[tuple[int, str | None]]:
+        after = 0
+        while True:  # pages by id, so no connection is held between yields
+            page = self._read(
+                "SELECT c.id, c.metadata::text FROM items i JOIN changes c ON c.id = i.change_id "
+                "WHERE i.live AND c.id > %s ORDER BY c.id LIMIT %s",
+                (after, _CHUNK * 10),
+            )
+            yield from ((int(cid), meta) for cid, meta in page)
+            if len(page) < _CHUNK * 10:
+                return
+            after = page[-1][0]
+
     def expired(self, now: float, limit: int) -> list[tuple[str, str]]:
         found = self._read(
             "SELECT namespace, key FROM items WHERE live AND expires_at IS NOT NULL "

@@ -720,6 +720,13 @@ class SQLiteLog:
         )
         yield from cur
 
+    def live_metadata(self) -> Iterator[tuple[int, str | None]]:
+        cur = self._r().execute(
+            "SELECT c.id, c.metadata FROM items i JOIN changes c ON c.id = i.change_id "
+            "WHERE i.live = 1"
+        )
+        yield from cur
+
     def expired(self, now: float, limit: int) -> list[tuple[str, str]]:
         cur = self._r().execute(
             "SELECT namespace, key FROM items WHERE live = 1 AND expires_at IS NOT NULL "
