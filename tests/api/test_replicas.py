@@ -206,3 +206,53 @@ def test_min_revision_waits_for_this_replica_then_refuses_a_future_one(  # type:
     assert time.monotonic() - start >= 0.2
     with pytest.raises(InvalidInput, match="min_revision"):
         b.search("x", min_revision=-1)
+
+
+def test_replicas_share_one_qdrant_collection(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Two replicas over one log and one Qdrant (qdrant-client's local mode standing in
+    for the server): each applies every change to the same points, idempotently."""
+    from qdrant_client import QdrantClient
+
+    from hivemem.memory.index.qdrant import QdrantIndex
+    from hivemem.memory.log.postgres import PostgresLog
+
+    url = _postgres_url()
+    if url is None:
+        pytest.skip("no PostgreSQL server (set HIVEMEM_TEST_POSTGRES)")
+    schema = f"qd_{uuid.uuid4().hex[:10]}"
+    server = QdrantClient(":memory:")  # one "server", reached by both replicas
+
+    def replica(name: str) -> Memory:
+        index = QdrantIndex(server, collection="shared")
+        index.close = lambda: None  # type: ignore[method-assign]  # the server outlives replicas
+        log = PostgresLog(url, schema=schema)
+        return Memory.open(
+            str(tmp_path / name),
+            embedder=HashEmbedder(),
+            log=log,
+            index=index,
+            reaper_interval=None,
+        )
+
+    a, b = replica("a"), replica("b")
+    try:
+        a.put("team", "plan", "deploy friday")
+        b.put("team", "other", "lunch at noon")
+        a.put("team", "plan", "deploy monday")  # overwrite: the old point goes
+        for mem in (a, b):
+            hits = mem.search("deploy monday", namespaces=["team"], mode="vector", k=5)
+            assert {h.item.key for h in hits} == {"plan", "other"}
+            assert hits[0].item.value == "deploy monday"
+        b.delete("team", "other")
+        assert [h.item.key for h in a.search("lunch", mode="vector", k=5)] == ["plan"]
+        count = server.count("shared", exact=True).count
+        assert count == 1  # one live point, whoever applied what
+        a.checkpoint()
+        a.close()
+        again = replica("a2")  # a restart catches up from the recorded revision
+        assert again._core.index.applied_revision == again.revision
+        assert server.count("shared", exact=True).count == 1
+        again.close()
+    finally:
+        b.close()
+        PostgresLog(url, schema=schema).drop()
