@@ -8,7 +8,10 @@ random vectors would misstate HNSW); queries are real question embeddings.
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -60,6 +63,24 @@ def real_embeddings() -> tuple[np.ndarray, np.ndarray]:
     base = cached_embeddings("locomo-turns", turns, embed)
     queries = cached_embeddings("locomo-questions", questions, embed)
     return base, np.ascontiguousarray(queries[::5][:200], dtype=np.float32)
+
+
+def loaded_rss_mb(path: str) -> float:
+    """Memory the saved index takes once loaded, measured in a fresh process."""
+    code = (
+        "import sys; from bench.ann import rss_mb; "
+        "from hivemem.memory.index.faiss import FaissIndex; "
+        "i = FaissIndex(sys.argv[1], background=False); before = rss_mb(); "
+        "assert i.load(); print(rss_mb() - before)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, path],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def rss_mb() -> float:
@@ -123,7 +144,6 @@ def point(n: int, base: np.ndarray, queries: np.ndarray, params: HnswParams, edg
     faiss.omp_set_num_threads(1)
 
     out: Result = {"items": n, "bare_build_s": bare_build}
-    rss0 = rss_mb()
     path = fresh_dir(f"ann{n}")
     index = FaissIndex(f"{path}/vectors.faiss", hnsw=params)
     mem = Memory.open(
@@ -138,7 +158,9 @@ def point(n: int, base: np.ndarray, queries: np.ndarray, params: HnswParams, edg
     t0 = time.perf_counter()
     index.settle()
     out["graph_settle_s"] = time.perf_counter() - t0
-    out["rss_mb"] = rss_mb() - rss0
+    mem.checkpoint()
+    out["index_file_mb"] = os.path.getsize(f"{path}/vectors.faiss") / 2**20
+    out["rss_mb"] = loaded_rss_mb(f"{path}/vectors.faiss")
     out["rss_mb_per_million"] = out["rss_mb"] * 1e6 / n
     out.update(_queries(mem, bare, exact, queries, truth, ftruth, nq))
     mem.close()

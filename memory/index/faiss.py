@@ -243,23 +243,13 @@ class FaissIndex:
                 return []
             if allowed is not None and not allowed:
                 return []
-            names = self._in_scope(scopes)
-            allowed_by: dict[str, list[int]] | None = None
-            if allowed is not None:
-                allowed_by = {}
-                for i in allowed:
-                    ns = self._where.get(i)
-                    if ns is not None:
-                        allowed_by.setdefault(ns, []).append(i)
+            names = [n for n in self._in_scope(scopes) if len(self._parts[n])]
+            if allowed is not None and len(names) > 1:
+                allowed = set(allowed)  # each partition looks up only the ids it holds
             results: list[tuple[float, int]] = []
             for name in names:
                 part = self._parts[name]
-                if not len(part):
-                    continue
-                here = None if allowed_by is None else allowed_by.get(name)
-                if allowed_by is not None and not here:
-                    continue
-                results += part.search(q, min(k, len(part)), self.params, here)
+                results += part.search(q, min(k, len(part)), self.params, allowed)
         best = heapq.nlargest(k, results) if len(names) > 1 else results[:k]
         return [(i, s) for s, i in best]
 

@@ -247,7 +247,10 @@ class Partition:
             return []
         sp = None
         if allowed is not None:
-            sp = faiss.SearchParameters(sel=_selector(allowed))  # type: ignore[call-arg]
+            here = [i for i in allowed if i in self.buffered] if len(allowed) > n else allowed
+            if not here:
+                return []
+            sp = faiss.SearchParameters(sel=_selector(here))  # type: ignore[call-arg]
         scores, ids = self.buffer.search(q, min(k, n), params=sp)
         return [(float(s), int(i)) for s, i in zip(scores[0], ids[0], strict=True) if i >= 0]
 
