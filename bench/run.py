@@ -189,7 +189,7 @@ def report(r: dict[str, Any]) -> str:
     if "search" in r:
         s = r["search"]
         lines += [
-            "## Vector search vs bare FAISS (same index type, same vectors)",
+            "## Exact vector search vs bare FAISS flat (same index type, same vectors)",
             "",
             "| items | ingest items/s | bare FAISS p50 | hivemem p50 | hivemem p99 | ratio |",
             "| ---: | ---: | ---: | ---: | ---: | ---: |",
