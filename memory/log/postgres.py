@@ -9,7 +9,8 @@ bytewise, as SQLite does.
 
 A commit takes a transaction-scoped advisory lock on the schema, so revisions and change
 ids are assigned gap-free across every process; ``NOTIFY hivemem_<schema>`` carries the
-revision as a wake-up only (readers always read the log). Reads use a small pool of
+revision and the committing process's origin tag as a wake-up only (readers always read
+the log; ``listen`` skips a process's own commits). Reads use a small pool of
 autocommit connections; writes go through one connection per process under a lock.
 """
 
@@ -19,6 +20,7 @@ import json
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import fields
 from operator import attrgetter
@@ -290,6 +292,7 @@ class PostgresLog:
         self._closed = False
         self._w: psycopg.Connection[Any] | None = None
         self._listener: threading.Thread | None = None
+        self._origin = uuid.uuid4().hex[:12]  # names this process's commits in NOTIFYs
         self._listen_con: psycopg.Connection[Any] | None = None
         #: times the listening connection was (re)established (tests, metrics)
         self.listen_connects = 0
@@ -399,7 +402,8 @@ class PostgresLog:
                     rows = self._append(con, view, author, pending)
                 except psycopg.DataError as exc:
                     raise InvalidInput("value", f"cannot be stored: {exc}") from exc
-                con.execute("SELECT pg_notify(%s, %s)", (self.channel, str(view.revision)))
+                payload = f"{view.revision} {self._origin}"  # who committed: skip our own
+                con.execute("SELECT pg_notify(%s, %s)", (self.channel, payload))
             if not pending:
                 return view.revision - 1, [], result
             return view.revision, rows, result
@@ -865,7 +869,9 @@ class PostgresLog:
                     wake(None)  # whatever was committed while nobody listened
                     while not self._closed:
                         for note in con.notifies(timeout=0.5):
-                            wake(int(note.payload) if note.payload.isdigit() else None)
+                            revision, _, origin = note.payload.partition(" ")
+                            if origin != self._origin:  # our own commits are applied already
+                                wake(int(revision) if revision.isdigit() else None)
             except (psycopg.Error, OSError):
                 self._listen_con = None
                 if self._closed:
