@@ -338,6 +338,7 @@ def ann_report(a: dict[str, Any]) -> list[str]:
         "search, in the same run. Vectors: blends of two real MiniLM embeddings of LoCoMo "
         "turns plus noise; queries: real question embeddings; recall@10 against exact.",
         "",
+        *([a["note"], ""] if a.get("note") else []),
         "| items | ingest items/s | graph ready after | index memory per million | "
         "bare HNSW p50 / recall "
         "| hivemem p50 / p99 / recall | exact p50 | 1% filter: index p50 / recall | "
