@@ -286,8 +286,10 @@ class Core:
 
     @property
     def applied_revision(self) -> int:
-        """The revision every view (index and watchers) has applied."""
-        return min(self.index.applied_revision, self.hub.last_revision)
+        """The revision every view (vector and keyword indexes, watchers) has applied."""
+        return min(
+            self.index.applied_revision, self.keywords.applied_revision, self.hub.last_revision
+        )
 
     def _wake(self, revision: int | None) -> None:
         """From the log's listener: another process may have committed ``revision``."""
