@@ -71,6 +71,7 @@ def run(
     p_stall: float = 0.03,
     seed: int = 8,
     timeout: float = 600.0,
+    progress: bool = False,
 ) -> Report:
     """Run the workload against the server ``client_factory()`` clients talk to."""
     from hivemem.memory.errors import Conflict
@@ -150,6 +151,19 @@ def run(
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(workers)]
     for t in threads:
         t.start()
+    last = started
+    while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        if progress and time.monotonic() - last >= 5:
+            last = time.monotonic()
+            with lock:
+                print(
+                    f"claims soak: {report.completed:,} of {tasks:,} tasks done, "
+                    f"{report.claims:,} claims, {report.kills} kills, {report.stalls} stalls, "
+                    f"{time.monotonic() - started:.0f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
     for t in threads:
         t.join(timeout=max(1.0, deadline - time.monotonic()))
     report.seconds = round(time.monotonic() - started, 2)
@@ -213,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                 ttl=args.ttl,
                 p_kill=args.kill,
                 p_stall=args.stall,
+                progress=True,
             )
         finally:
             server.stop()
