@@ -458,8 +458,9 @@ class Memory:
                 core.after_commit(revision, rows, result[2])
 
         # The first vector of an embedder-less store fixes its dimension: that commit
-        # goes alone, so a failure can undo the fix.
-        share = plan.blind and core.dim is not None
+        # goes alone, so a failure can undo the fix. Plans without vectors never fix it.
+        vectors = any(getattr(p, "vector", None) is not None for p in puts)
+        share = plan.blind and (core.dim is not None or not vectors)
         try:
             revision, rows, (succeeded, results, _) = core.committer.commit(
                 self.principal, guarded, on_commit, share=share

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from hivemem.memory import Conflict, Memory
+from hivemem.memory import Conflict, InvalidInput, Memory
 from hivemem.memory.log.base import Row
 
 pytestmark = pytest.mark.timeout(120)
@@ -117,3 +117,37 @@ def test_compare_and_swap_writes_do_not_wait_in_a_shared_commit(sqlite_mem: Memo
         t.join()
     assert sqlite_mem.get("ns", "c").value == 120
     assert plan_sizes == []  # every CAS committed alone
+
+
+def test_an_embedder_less_store_without_vectors_shares_commits_too(tmp_path: Any) -> None:
+    """Only a plan carrying the first vector must commit alone; plain values never fix the
+    store's dimension, so they share commits even before any vector was stored."""
+    mem = Memory.open(str(tmp_path / "bare"), embedder=None, reaper_interval=None)
+    log = mem._core.log
+    groups: list[int] = []
+    real = log.commit_group
+
+    def counting(batch: Any) -> Any:
+        groups.append(len(batch))
+        return real(batch)
+
+    log.commit_group = counting  # type: ignore[method-assign]
+    barrier = threading.Barrier(8)
+
+    def work() -> None:
+        barrier.wait()
+        for _ in range(40):
+            mem.update("hot", "c", [{"op": "increment", "path": "/n"}])
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert mem.get("hot", "c").value == {"n": 320}
+    assert groups and max(groups) > 1
+    # the first vector still fixes the dimension, and a wrong-sized one is refused after it
+    mem.put("v", "a", {"x": 1}, vector=[1.0, 0.0, 0.0])
+    with pytest.raises(InvalidInput):
+        mem.put("v", "b", {"x": 2}, vector=[1.0, 0.0])
+    mem.close()
