@@ -90,8 +90,15 @@ class _Conn:
     def call(self, method: str, path: str, body: Any, content_type: str) -> tuple[int, Any]:
         headers = {**self.auth, "Content-Type": content_type}
         data = None if body is None else json.dumps(body)
-        self.conn.request(method, path, body=data, headers=headers)
-        response = self.conn.getresponse()
+        try:
+            self.conn.request(method, path, body=data, headers=headers)
+            response = self.conn.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # uvicorn closes a keep-alive connection idle for 5 s (the setup connection
+            # waits out a whole round): the request was not read, so send it again.
+            self.conn.close()
+            self.conn.request(method, path, body=data, headers=headers)
+            response = self.conn.getresponse()
         return response.status, json.loads(response.read() or b"null")
 
 
