@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -83,9 +84,16 @@ def main(argv: list[str] | None = None) -> int:
         "agents": lambda: _agents().run((2, 8) if args.quick else (2, 8, 32)),
         "updates": lambda: _updates().run(quick=args.quick),
     }
+    conditions = results.setdefault("conditions", {})
     for name in SECTIONS:
         if name in sections:
+            started, load = time.monotonic(), os.getloadavg()[0]
             results[name] = runs[name]()
+            conditions[name] = {
+                "when": datetime.now(UTC).isoformat(timespec="seconds"),
+                "seconds": round(time.monotonic() - started),
+                "load": [round(load, 1), round(os.getloadavg()[0], 1)],
+            }
             results_path.write_text(json.dumps(results, indent=2) + "\n")  # keep what is done
     results["meta"] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -186,6 +194,19 @@ def report(r: dict[str, Any]) -> str:
         "interleaved so that machine noise cancels; compare ratios, not absolute times.",
         "",
     ]
+    if r.get("conditions"):
+        lines += [
+            "When each section last ran, and the machine's 1-minute load average at its start",
+            "and end (2 cores: above 2, other work was competing for the CPU):",
+            "",
+            "| section | finished | seconds | load average |",
+            "| --- | --- | ---: | --- |",
+        ]
+        for name, c in r["conditions"].items():
+            lines.append(
+                f"| {name} | {c['when']} | {c['seconds']:,} | {c['load'][0]} → {c['load'][1]} |"
+            )
+        lines.append("")
     if "search" in r:
         s = r["search"]
         lines += [
