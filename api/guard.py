@@ -108,7 +108,10 @@ class InputGuardMiddleware:
             return False
         for name, value in scope["headers"]:
             if name == b"content-type":
-                return value.split(b";")[0].strip().lower() in _BODY_TYPES
+                media = value.split(b";")[0].strip().lower()
+                # also every structured-syntax JSON type: json-patch+json,
+                # merge-patch+json, vnd.hivemem.update+json
+                return media in _BODY_TYPES or media.endswith(b"+json")
         return False
 
     @staticmethod

@@ -164,8 +164,8 @@ async def get_item(mem: Caller, request: Request) -> Response:
     is serialised once, without a thread-pool hop or a second validation.
     """
     params = request.path_params
-    at_revision = _query_int(request, "at_revision")
-    min_revision = _query_int(request, "min_revision")
+    at_revision = query_int(request, "at_revision")
+    min_revision = query_int(request, "min_revision")
     args = (params["namespace"], params["key"], at_revision)
     if min_revision is None:
         item = mem.get(*args)
@@ -179,7 +179,7 @@ async def get_item(mem: Caller, request: Request) -> Response:
 _INT = re.compile(r"[+-]?[0-9]{1,40}")
 
 
-def _query_int(request: Request, name: str) -> int | None:
+def query_int(request: Request, name: str) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return None

@@ -14,16 +14,18 @@ the new version as ``ETag``.
 from __future__ import annotations
 
 import functools
+import json
 import re
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Body, Header, Query, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from hivemem.api.deps import Caller
 from hivemem.api.problems import problem_responses
 from hivemem.api.routes.examples import ITEM, PROPOSAL, ok
+from hivemem.api.routes.items import query_int
 from hivemem.memory.errors import HivememError, InvalidInput
 from hivemem.memory.models import Item, MetadataValue, Proposal
 from hivemem.memory.ops import validate_model
@@ -108,6 +110,57 @@ _UPDATE_SCHEMA = {
     },
 }
 _PATCH_SCHEMA: dict[str, Any] = {"type": "array", "items": _OP_SCHEMA}
+
+
+def _param(name: str, where: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "schema": schema,
+        **({"description": description} if description else {}),
+    }
+
+
+_PARAMETERS = [
+    _param("namespace", "path", {"type": "string"}, ""),
+    _param("key", "path", {"type": "string"}, ""),
+    _param(
+        "If-Match", "header", {"type": "string"}, 'Compare-and-swap: "<version>" as ETag gives it.'
+    ),
+    _param(
+        "if_version",
+        "query",
+        {"type": "integer"},
+        "Compare-and-swap: apply only if the live version is this.",
+    ),
+    _param(
+        "create",
+        "query",
+        {"type": "boolean", "default": True},
+        "json-patch: start a missing item from {} (else 404).",
+    ),
+    _param(
+        "fence",
+        "query",
+        {"type": "string"},
+        "A claim's fencing token: write only while it is current.",
+    ),
+]
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off")
+
+
+def _query_bool(raw: str | None, name: str, *, default: bool) -> bool:
+    if raw is None:
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise InvalidInput(name, "Input should be a valid boolean")
+
+
 _REQUEST_BODY = {
     "required": True,
     "content": {
@@ -159,7 +212,7 @@ _REQUEST_BODY = {
     "/v1/items/{namespace:path}/{key}",
     summary="Update an item atomically (JSON Patch, increment, append, set, merge patch)",
     response_model=Item,
-    openapi_extra={"requestBody": _REQUEST_BODY},
+    openapi_extra={"requestBody": _REQUEST_BODY, "parameters": _PARAMETERS},
     responses={
         **ok(ITEM),
         202: {
@@ -174,25 +227,7 @@ _REQUEST_BODY = {
         **problem_responses(401, 403, 404, 409, 413, 415, 422),
     },
 )
-async def patch_item(
-    mem: Caller,
-    namespace: str,
-    key: str,
-    body: Annotated[Any, Body(include_in_schema=False)],
-    content_type: Annotated[str | None, Header(include_in_schema=False)] = None,
-    if_match: Annotated[
-        str | None, Header(description='Compare-and-swap: "<version>" as ETag gives it.')
-    ] = None,
-    if_version: Annotated[
-        int | None, Query(description="Compare-and-swap: apply only if the live version is this.")
-    ] = None,
-    create: Annotated[
-        bool, Query(description="json-patch: start a missing item from {} (else 404).")
-    ] = True,
-    fence: Annotated[
-        str | None, Query(description="A claim's fencing token: write only while it is current.")
-    ] = None,
-) -> Response:
+async def patch_item(mem: Caller, request: Request) -> Response:
     """Apply the operations to the current value in one revision; returns the new item.
 
     Concurrent updates never conflict with each other; a failed ``test`` or a stale
@@ -200,6 +235,23 @@ async def patch_item(
     ``ops[i].path``. Nothing is written on any error. Operations need ``write``; a
     merge patch is a put, so a principal with only ``propose`` gets 202 and a proposal.
     """
+    # A hot route (shared counters): its parameters are read directly, as get-by-key's
+    # are, and declared for OpenAPI in ``_PARAMETERS``; the guard middleware has already
+    # checked that the body is UTF-8 and not too deep.
+    namespace, key = request.path_params["namespace"], request.path_params["key"]
+    query = request.query_params
+    if_version = query_int(request, "if_version")
+    create = _query_bool(query.get("create"), "create", default=True)
+    fence = query.get("fence")
+    if_match = request.headers.get("if-match")
+    content_type = request.headers.get("content-type")
+    raw = await request.body()
+    if not raw.strip():
+        raise InvalidInput("body", "is required")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise InvalidInput("body", "is not valid JSON") from None
     media = (content_type or "").split(";")[0].strip().lower()
     expected = _if_match(if_match, if_version)
     if media == "application/json":  # plain JSON: the shape says which of the two

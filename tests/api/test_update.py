@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from hivemem.memory.models import Item
@@ -123,6 +124,41 @@ def test_bad_bodies_and_media_types_are_client_errors(client: TestClient) -> Non
     assert r.status_code == 415 and r.headers["content-type"] == "application/problem+json"
     r = patch(client, path, [{"op": "remove", "path": "/nothing"}], JSON_PATCH)
     assert r.status_code == 422 and r.json()["field"] == "ops[0].path"
+
+
+@pytest.mark.parametrize("media", [JSON_PATCH, UPDATE, MERGE])
+def test_every_patch_media_type_has_its_raw_body_checked_before_parsing(
+    client: TestClient, media: str
+) -> None:
+    """The +json media types pass the same guard as application/json: too deep, not
+    UTF-8, not JSON or empty are 422 naming ``body``, and nothing is written."""
+    path = item_path("team", "guarded")
+    before = client.get("/v1/revision", headers=H).json()
+    bodies = {
+        b"[" * 5000 + b"]" * 5000: "nests deeper",
+        b'{"ops": "\xff"}': "UTF-8",
+        b'{"ops": [': "not valid JSON",
+        b"": "required",
+    }
+    for raw, says in bodies.items():
+        r = client.patch(path, content=raw, headers={**H, "Content-Type": media})
+        assert r.status_code == 422, (raw[:20], r.text)
+        assert r.json()["field"] == "body" and says in r.json()["detail"], r.text
+    for query, field in (("create=maybe", "create"), ("if_version=x", "if_version")):
+        r = client.patch(
+            f"{path}?{query}", content=b"[]", headers={**H, "Content-Type": JSON_PATCH}
+        )
+        assert r.status_code == 422 and r.json()["field"] == field, r.text
+    assert client.get("/v1/revision", headers=H).json() == before
+    assert client.get(path, headers=H).status_code == 404
+
+
+def test_create_false_is_404_for_a_missing_item(client: TestClient) -> None:
+    path = item_path("team", "absent")
+    r = patch(client, f"{path}?create=false", [{"op": "add", "path": "/a", "value": 1}], JSON_PATCH)
+    assert r.status_code == 404, r.text
+    r = patch(client, f"{path}?create=true", [{"op": "add", "path": "/a", "value": 1}], JSON_PATCH)
+    assert r.status_code == 200 and r.json()["value"] == {"a": 1}
 
 
 def test_batches_and_txns_take_update_ops(client: TestClient) -> None:
