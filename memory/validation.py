@@ -433,6 +433,9 @@ def check_metadata(meta: Any, field: str = "metadata") -> dict[str, Any]:
     return meta
 
 
+_PLAIN_NUMBERS: frozenset[type] = frozenset({float, int})
+
+
 def check_vector(vector: Any, dim: int | None, field: str = "vector") -> np.ndarray:
     """Finite numbers (never booleans or strings) of the store's dimension, as float32."""
     if isinstance(vector, np.ndarray):
@@ -440,9 +443,12 @@ def check_vector(vector: Any, dim: int | None, field: str = "vector") -> np.ndar
             raise InvalidInput(field, "must be a list of numbers")
         arr = vector.astype(np.float32)
     elif isinstance(vector, list | tuple):
-        for i, x in enumerate(vector):
-            if isinstance(x, bool | np.bool_) or not isinstance(x, numbers.Real):
-                raise InvalidInput(f"{field}[{i}]", "must be a number")
+        # Fast path: plain floats and ints (``type(True)`` is bool, not int); anything
+        # else is checked element by element to name the first offender.
+        if not set(map(type, vector)) <= _PLAIN_NUMBERS:
+            for i, x in enumerate(vector):
+                if isinstance(x, bool | np.bool_) or not isinstance(x, numbers.Real):
+                    raise InvalidInput(f"{field}[{i}]", "must be a number")
         try:
             with np.errstate(over="ignore"):
                 arr = np.asarray(vector, dtype=np.float32)

@@ -131,6 +131,17 @@ def test_vectors_are_finite_numbers_not_all_zero(bad: Any) -> None:
         check_vector(bad, None)
 
 
+def test_a_vector_names_its_first_bad_element_and_takes_numpy_scalars() -> None:
+    for bad, index in (([1.0, 2, True], 2), ([0.5, np.bool_(True)], 1), ([1.0, "2"], 1)):
+        with pytest.raises(InvalidInput) as err:
+            check_vector(bad, None)
+        assert err.value.field == f"vector[{index}]"
+    mixed = [1, 2.5, np.float32(0.5), np.int64(3)]
+    assert check_vector(mixed, 4).tolist() == [1.0, 2.5, 0.5, 3.0]
+    with pytest.raises(InvalidInput, match="dimensions"):
+        check_vector([1.0, 2.0], 3)
+
+
 def test_huge_but_finite_vectors_are_normalised_without_overflow() -> None:
     mem = Memory.open(":memory:", embedder=None, reaper_interval=None)
     try:
