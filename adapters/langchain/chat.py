@@ -11,6 +11,7 @@ from langchain_core.messages import BaseMessage, message_to_dict, messages_from_
 from hivemem.adapters._common import (
     Target,
     delete_present,
+    encode_key,
     join_namespace,
     list_all,
     message_keys,
@@ -27,12 +28,17 @@ class HivememChatMessageHistory(BaseChatMessageHistory):
     the item's text, ``role`` and ``session`` as metadata), so a conversation is
     searchable, watchable and versioned like anything else in hivemem. Messages read
     back in the order they were added.
+
+    The messages are one hivemem thread (named by the session id, encoded as a key), so
+    the keyword index reads each message with the messages before it, and
+    ``search(..., thread=history.thread)`` keeps to this conversation.
     """
 
     def __init__(self, memory: Target, namespace: str, session_id: str) -> None:
         self.memory = memory
         self.session_id = session_id
         self.namespace = join_namespace(namespace, [session_id])
+        self.thread = encode_key(session_id)
 
     @property
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]
@@ -53,6 +59,7 @@ class HivememChatMessageHistory(BaseChatMessageHistory):
                     "value": message_to_dict(message),
                     "text": text,
                     "metadata": {"role": message.type, "session": self.session_id},
+                    "thread": self.thread,
                 }
             )
         if ops:

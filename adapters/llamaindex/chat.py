@@ -12,6 +12,7 @@ from hivemem.adapters._common import (
     Target,
     decode_label,
     delete_present,
+    encode_key,
     join_namespace,
     list_all,
     message_keys,
@@ -26,7 +27,9 @@ class HivememChatStore(BaseChatStore):
 
     A message is an item (``ChatMessage.model_dump`` as the value, its text as the
     item's text, ``role`` and ``chat`` as metadata): conversations are searchable,
-    watchable and versioned like anything else in hivemem.
+    watchable and versioned like anything else in hivemem. Each chat is one hivemem
+    thread named by its key (encoded as a key: ``thread_of(key)``), so the keyword index
+    reads each message with the messages before it.
     """
 
     namespace: str
@@ -39,6 +42,11 @@ class HivememChatStore(BaseChatStore):
     @classmethod
     def class_name(cls) -> str:
         return "HivememChatStore"
+
+    @staticmethod
+    def thread_of(key: str) -> str:
+        """The hivemem thread the chat ``key``'s messages are written to."""
+        return encode_key(key)
 
     def _ns(self, key: str) -> str:
         return join_namespace(self.namespace, [key])
@@ -61,6 +69,7 @@ class HivememChatStore(BaseChatStore):
                     "value": message.model_dump(mode="json"),
                     "text": message.content or "",
                     "metadata": {"role": str(message.role.value), "chat": key},
+                    "thread": self.thread_of(key),
                 }
             )
         if ops:

@@ -1,6 +1,6 @@
 """hivemem as an MCP server (``pip install 'hivemem[mcp]'``): ``hivemem mcp``.
 
-Tools ``remember``, ``search``, ``get``, ``put``, ``delete``, ``history``,
+Tools ``remember``, ``search``, ``recall``, ``get``, ``put``, ``delete``, ``history``,
 ``list_namespaces`` and ``changes_since`` with structured results, over stdio
 (``hivemem mcp --url URL --api-key KEY`` or ``hivemem mcp --data DIR``) or streamable
 HTTP at ``/mcp`` in ``hivemem serve`` (bearer API keys, each call with that key's

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from hivemem.adapters._common import Target, to_thread
 from hivemem.memory.errors import Conflict, HivememError
-from hivemem.memory.models import Change, Hit, Item, NamespacePage, Proposal
+from hivemem.memory.models import Change, Hit, Item, NamespacePage, Proposal, Recall
 
 __all__ = [
     "create_server",
@@ -33,8 +33,10 @@ __all__ = [
 ]
 
 INSTRUCTIONS = """\
-hivemem is a shared, versioned memory for agents. Use `remember` to store a fact,
-`search` to recall by meaning or words, `put`/`get` for structured items (with
+hivemem is a shared, versioned memory for agents. Use `remember` to store a fact (with
+`thread` to keep a conversation's turns together), `search` to find items by meaning or
+words, `recall` for a prompt-ready context of the best items under a token budget, each
+cited, `put`/`get` for structured items (with
 `if_version` for compare-and-swap), `update` to change an item atomically (counters,
 logs, sets: no lost updates between agents), and `changes_since` to catch up on what
 other agents wrote after a revision."""
@@ -127,8 +129,13 @@ def create_server(resolve: Resolve, name: str = "hivemem") -> MCPServer:
         text: str,
         key: str | None = None,
         metadata: dict[str, Any] | None = None,
+        thread: str | None = None,
     ) -> WriteResult:
-        """Store a piece of text (searchable by meaning and words) under a namespace."""
+        """Store a piece of text (searchable by meaning and words) under a namespace.
+
+        ``thread`` names the conversation it belongs to (key rules: no ``/``): the turns
+        of a thread are kept in write order and each is found by keyword with the words
+        of the turns just before it."""
         target = resolve(ctx)
         written = await _run(
             target.put,
@@ -137,6 +144,7 @@ def create_server(resolve: Resolve, name: str = "hivemem") -> MCPServer:
             text,
             text=text,
             metadata=metadata,
+            thread=thread,
         )
         return _written(written)
 
@@ -148,14 +156,51 @@ def create_server(resolve: Resolve, name: str = "hivemem") -> MCPServer:
         k: int = 5,
         mode: str = "hybrid",
         filter: dict[str, Any] | None = None,
+        thread: str | None = None,
     ) -> SearchResult:
         """Items relevant to ``query``: mode ``hybrid`` (default), ``vector`` or
-        ``keyword``; ``filter`` on metadata (``{"kind": "plan"}``, ``{"n": {"$gte": 2}}``)."""
+        ``keyword``; ``filter`` on metadata (``{"kind": "plan"}``, ``{"n": {"$gte": 2}}``);
+        ``thread`` keeps only the items of that conversation."""
         target = resolve(ctx)
         hits = await _run(
-            target.search, query, namespaces=namespaces, k=k, mode=mode, filter=filter
+            target.search,
+            query,
+            namespaces=namespaces,
+            k=k,
+            mode=mode,
+            filter=filter,
+            thread=thread,
         )
         return SearchResult(hits=hits)
+
+    @mcp.tool()
+    async def recall(
+        ctx: Context[Any, Any],
+        query: str,
+        namespaces: list[str] | None = None,
+        budget_tokens: int = 1500,
+        k: int = 20,
+        mode: str = "hybrid",
+        filter: dict[str, Any] | None = None,
+        thread: str | None = None,
+        at_revision: int | None = None,
+    ) -> Recall:
+        """A prompt-ready ``context`` of the best of the top-``k`` items for ``query``
+        that fit ``budget_tokens`` (the embedding model's tokens), near-duplicates
+        dropped, grouped by thread in conversation order; ``items`` cite each one
+        (namespace, key, version, revision, author); ``truncated`` says whether a better
+        hit did not fit. ``at_revision`` recalls the state as of that revision."""
+        return await _run(
+            resolve(ctx).recall,
+            query,
+            namespaces,
+            budget_tokens,
+            k=k,
+            mode=mode,
+            filter=filter,
+            thread=thread,
+            at_revision=at_revision,
+        )
 
     @mcp.tool()
     async def get(

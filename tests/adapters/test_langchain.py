@@ -17,6 +17,7 @@ from hivemem.adapters.langchain import (  # noqa: E402
     HivememChatMessageHistory,
     HivememEmbeddings,
     HivememJSONStore,
+    HivememRecallRetriever,
     HivememVectorStore,
 )
 from hivemem.memory.errors import InvalidInput, PermissionDenied  # noqa: E402
@@ -183,6 +184,27 @@ def test_chat_history_is_one_item_per_message_per_session(hash_side: Side, ns: s
     assert a.messages == [] and len(b.messages) == 1
 
 
+def test_chat_history_is_a_thread_the_keyword_index_reads_in_context(
+    hash_side: Side, ns: str
+) -> None:
+    h = HivememChatMessageHistory(hash_side.target(), ns, "Session/7")
+    h.add_messages([HumanMessage("can we move the offsite to lisbon?"), AIMessage("yes")])
+    h.add_user_message("great, book flights")
+    items = hash_side.root.list(h.namespace).items
+    assert h.thread == "Session%2F7"  # the session id under the key rules
+    assert {i.thread for i in items} == {h.thread}
+    # the reply "yes" is found by the question's word, and returned as itself
+    hits = hash_side.root.search("lisbon", namespaces=[ns], mode="keyword", thread=h.thread)
+    assert [x.item.text for x in hits] == [
+        "can we move the offsite to lisbon?",
+        "yes",
+        "great, book flights",
+    ]
+    h.clear()
+    h.add_user_message("and hotels")
+    assert hash_side.root.search("lisbon", namespaces=[ns], mode="keyword") == []
+
+
 async def test_chat_history_async_twins(hash_side: Side, ns: str) -> None:
     h = HivememChatMessageHistory(hash_side.target(), ns, "s")
     await h.aadd_messages([HumanMessage("one"), AIMessage("two")])
@@ -198,3 +220,68 @@ def test_chat_history_read_only_key(hash_side: Side, ns: str) -> None:
     assert [m.content for m in reader.messages] == ["hi"]
     with pytest.raises(PermissionDenied):
         reader.add_user_message("no")
+
+
+# -- recall retriever -----------------------------------------------------------------
+
+
+def test_recall_retriever_cites_each_document(hash_side: Side, ns: str) -> None:
+    target = hash_side.target()
+    h = HivememChatMessageHistory(target, ns, "s1")
+    h.add_messages([HumanMessage("when is the deploy?"), AIMessage("friday, after the freeze")])
+    target.put(ns, "note", {"n": 1}, text="lunch is pizza", metadata={"kind": "food"})
+    retriever = HivememRecallRetriever(memory=target, namespaces=[ns], k=5)
+    docs = retriever.invoke("deploy freeze")
+    assert [d.page_content for d in docs[:2]] == ["when is the deploy?", "friday, after the freeze"]
+    first = docs[0].metadata
+    item = hash_side.root.get(first["namespace"], first["key"])
+    assert first["namespace"] == h.namespace and first["thread"] == "s1"
+    assert (first["version"], first["revision"], first["author"]) == (
+        item.version,
+        item.revision,
+        item.author,
+    )
+    assert first["tokens"] > 0 and docs[0].id == f"{h.namespace}/{item.key}"
+    top = retriever.invoke("deploy freeze", k=1)  # the reply has both words, with context
+    assert [d.page_content for d in top] == ["friday, after the freeze"]
+    food = retriever.invoke("pizza", filter={"kind": "food"})
+    assert [(d.page_content, d.metadata["item_metadata"]) for d in food] == [
+        ("lunch is pizza", {"kind": "food"})
+    ]
+    whole = retriever.recall("deploy freeze", budget_tokens=15)
+    assert whole.truncated and whole.tokens <= 15
+    with pytest.raises(InvalidInput) as err:
+        retriever.invoke("deploy", budget_tokens=0)
+    assert err.value.field == "budget_tokens"
+    with pytest.raises(InvalidInput) as err:
+        retriever.invoke("deploy", top_n=3)
+    assert err.value.field == "top_n"
+
+
+async def test_recall_retriever_async_matches_sync(hash_side: Side, ns: str) -> None:
+    target = hash_side.target()
+    for i, text in enumerate(["the deploy is friday", "rollback plan", "coffee is broken"]):
+        target.put(ns, f"k{i}", text, text=text, thread="t")
+    retriever = HivememRecallRetriever(memory=target, namespaces=[ns], mode="keyword")
+    sync = retriever.invoke("deploy rollback")
+    assert [d.metadata["key"] for d in sync] == [
+        d.metadata["key"] for d in await retriever.ainvoke("deploy rollback")
+    ]
+    assert {d.metadata["key"] for d in sync} >= {"k0", "k1"}
+    at = sync[0].metadata["revision"]
+    target.delete(ns, "k0")
+    assert "k0" not in [d.metadata["key"] for d in await retriever.ainvoke("deploy")]
+    past = await retriever.ainvoke("deploy", at_revision=at)
+    assert [d.metadata["key"] for d in past][:1] == ["k0"]
+    whole = await retriever.arecall("deploy")
+    assert "the deploy is friday" not in whole.context
+
+
+def test_recall_retriever_in_a_runnable_chain(hash_side: Side, ns: str) -> None:
+    target = hash_side.target()
+    target.put(ns, "a", "x", text="the deploy happens on friday")
+    retriever = HivememRecallRetriever(memory=target, namespaces=[ns])
+    chain = retriever | RunnableLambda(
+        lambda docs: "\n".join(f"{d.page_content} [{d.metadata['key']}]" for d in docs)
+    )
+    assert chain.invoke("deploy") == "the deploy happens on friday [a]"

@@ -12,12 +12,14 @@ pytest.importorskip("langchain_tests")
 from langchain_tests.integration_tests import (  # noqa: E402
     BaseStoreAsyncTests,
     BaseStoreSyncTests,
+    RetrieversIntegrationTests,
     VectorStoreIntegrationTests,
 )
 
 from hivemem.adapters.langchain import (  # noqa: E402
     HivememByteStore,
     HivememJSONStore,
+    HivememRecallRetriever,
     HivememVectorStore,
 )
 from tests.adapters.conftest import Side  # noqa: E402
@@ -33,6 +35,40 @@ class TestVectorStore(VectorStoreIntegrationTests):
             yield store
         finally:
             store.delete()
+
+
+class TestRecallRetriever(RetrieversIntegrationTests):
+    """The suite builds the retriever from static constructor parameters: a fixture puts
+    five distinct notes in a fresh namespace and points the parameters at it."""
+
+    params: dict[str, Any] = {}
+
+    @pytest.fixture(autouse=True)
+    def _notes(self, hash_side: Side, ns: str) -> None:
+        target = hash_side.target()
+        for i, text in enumerate(
+            [
+                "the deploy happens on friday",
+                "the deploy rollback plan is in the wiki",
+                "lunch after the deploy is pizza",
+                "the deploy needs two reviewers",
+                "coffee before the deploy",
+            ]
+        ):
+            target.put(ns, f"n{i}", text, text=text, thread="notes")
+        type(self).params = {"memory": target, "namespaces": [ns]}
+
+    @property
+    def retriever_constructor(self) -> type[HivememRecallRetriever]:
+        return HivememRecallRetriever
+
+    @property
+    def retriever_constructor_params(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    @property
+    def retriever_query_example(self) -> str:
+        return "when is the deploy?"
 
 
 class TestByteStoreSync(BaseStoreSyncTests[bytes]):

@@ -248,6 +248,31 @@ def test_chat_store(hash_side: Side, ns: str) -> None:
     assert [h.item.metadata["role"] for h in hits] == ["assistant"]
 
 
+def test_chat_store_writes_each_chat_as_a_thread(hash_side: Side, ns: str) -> None:
+    chats = HivememChatStore(hash_side.target(), ns)
+    chats.set_messages(
+        "User/1",
+        [
+            ChatMessage(role=MessageRole.USER, content="can we move the offsite to lisbon?"),
+            ChatMessage(role=MessageRole.ASSISTANT, content="yes"),
+        ],
+    )
+    chats.add_message("u2", ChatMessage(role=MessageRole.USER, content="lisbon is sunny"))
+    thread = HivememChatStore.thread_of("User/1")
+    assert thread == "User%2F1"
+    items = hash_side.root.list(ns).items
+    assert sorted({(i.metadata["chat"], i.thread) for i in items}) == [
+        ("User/1", thread),
+        ("u2", "u2"),
+    ]
+    # the reply "yes" is found by the question's word; the other chat is its own thread
+    hits = hash_side.root.search("lisbon", namespaces=[ns], mode="keyword", thread=thread)
+    assert [h.item.text for h in hits] == ["can we move the offsite to lisbon?", "yes"]
+    chats.delete_message("User/1", 0)
+    hits = hash_side.root.search("lisbon", namespaces=[ns], mode="keyword")
+    assert [h.item.text for h in hits] == ["lisbon is sunny"]
+
+
 async def test_chat_store_async_and_read_only(hash_side: Side, ns: str) -> None:
     chats = HivememChatStore(hash_side.target(), ns)
     await chats.async_add_message("k", ChatMessage(role=MessageRole.USER, content="hi"))

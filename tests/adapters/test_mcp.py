@@ -25,6 +25,7 @@ from tests.client.conftest import ADMIN_KEY  # noqa: E402
 TOOLS = {
     "remember",
     "search",
+    "recall",
     "get",
     "put",
     "update",
@@ -87,6 +88,60 @@ async def test_remember_search_get_history(hash_side: Side, ns: str) -> None:
         assert old["value"] == "deploy on friday"
         versions = await call(client, "history", namespace=ns, key="deploy")
         assert [v["version"] for v in versions["versions"]] == [1, 2]
+
+
+async def test_remember_writes_a_thread_the_keyword_index_reads_as_a_conversation(
+    hash_side: Side, ns: str
+) -> None:
+    async with connect(hash_side) as client:
+        for key, text in (("t1", "shall we move the offsite to lisbon"), ("t2", "yes, book it")):
+            item = (
+                await call(client, "remember", namespace=ns, key=key, text=text, thread="chat-1")
+            )["item"]
+            assert item["thread"] == "chat-1"
+        await call(client, "remember", namespace=ns, key="other", text="book the dentist")
+        # "book it" is found by the word of the turn before it, as itself
+        found = await call(client, "search", query="lisbon", namespaces=[ns], mode="keyword")
+        assert [h["item"]["key"] for h in found["hits"]] == ["t1", "t2"]
+        assert found["hits"][1]["item"]["text"] == "yes, book it"
+        only = await call(
+            client, "search", query="book", namespaces=[ns], mode="keyword", thread="chat-1"
+        )
+        assert [h["item"]["key"] for h in only["hits"]] == ["t2"]
+        message = await error(client, "remember", namespace=ns, text="x", thread="a/b")
+        assert "thread" in message
+    assert [i.key for i in hash_side.root.list(ns).items] == ["other", "t1", "t2"]
+
+
+async def test_recall_packs_cited_items_under_the_budget(hash_side: Side, ns: str) -> None:
+    async with connect(hash_side) as client:
+        turns = [
+            ("t1", "the deploy moves to friday"),
+            ("t2", "then the freeze starts thursday"),
+            ("t3", "lunch is pizza"),
+        ]
+        for key, text in turns:
+            await call(client, "remember", namespace=ns, key=key, text=text, thread="s")
+        got = await call(client, "recall", query="deploy freeze", namespaces=[ns])
+        assert got["truncated"] is False
+        keys = [i["citation"]["key"] for i in got["items"]]
+        assert keys[:2] == ["t1", "t2"]  # one thread, in conversation order
+        first = got["items"][0]["citation"]
+        item = hash_side.root.get(ns, "t1")
+        assert (first["namespace"], first["version"], first["revision"], first["author"]) == (
+            ns,
+            item.version,
+            item.revision,
+            item.author,
+        )
+        assert f"{ns}/t1 v1 r{item.revision}" in got["context"]
+        assert sum(i["tokens"] for i in got["items"]) <= got["tokens"] <= 1500  # + headers
+        small = await call(
+            client, "recall", query="deploy freeze", namespaces=[ns], budget_tokens=20
+        )
+        assert small["truncated"] is True and small["tokens"] <= 20
+        message = await error(client, "recall", query="x", namespaces=[ns], budget_tokens=0)
+        assert "budget_tokens" in message
 
 
 async def test_put_if_version_conflict_and_delete(hash_side: Side, ns: str) -> None:
