@@ -8,7 +8,12 @@ says so. The chosen items are then grouped by thread, each group in conversation
 groups ordered by their best hit, and rendered with a citation per item.
 
 Tokens are counted with the embedding model's own tokenizer (WordPiece, offline); the
-library takes any ``count_tokens`` function instead.
+library takes any ``count_tokens`` function instead. Each entry is counted once. The
+model's tokenizer splits on whitespace before anything else, so its count of the
+context is exactly the sum of its counts of the lines (the separators are line breaks):
+with it the context is not counted again. Any other counter is assumed to be
+non-additive: each line is charged one token more, and the rendered context is counted
+and trimmed until it fits.
 """
 
 from __future__ import annotations
@@ -62,6 +67,27 @@ def _is_duplicate(
     return False
 
 
+class _Counts:
+    """A counter with each distinct text counted once."""
+
+    def __init__(self, count: Callable[[str], int]) -> None:
+        self.count = count
+        self.additive = _is_models_own(count)
+        self._memo: dict[str, int] = {}
+
+    def __call__(self, text: str) -> int:
+        found = self._memo.get(text)
+        if found is None:
+            found = self._memo[text] = int(self.count(text))
+        return found
+
+
+def _is_models_own(count: Callable[[str], int]) -> bool:
+    from hivemem.memory.embed_onnx import count_tokens
+
+    return count is count_tokens
+
+
 def pack(
     hits: Sequence[Hit],
     vectors: dict[tuple[str, str, int], np.ndarray],
@@ -69,6 +95,8 @@ def pack(
     count: Callable[[str], int],
 ) -> Recall:
     """Choose, group and render ``hits`` (best first) within ``budget`` tokens."""
+    counts = _Counts(count)
+    extra = 0 if counts.additive else 1  # a line break, for a counter that may count it
     chosen: list[tuple[Hit, np.ndarray | None]] = []
     truncated = False
     used_headers: set[tuple[str, str]] = set()
@@ -78,10 +106,10 @@ def pack(
         vec = vectors.get((item.namespace, item.key, item.version))
         if _is_duplicate(hit, vec, chosen):
             continue
-        cost = count(entry_text(hit)) + 1  # the line break
+        cost = counts(entry_text(hit)) + extra
         group = (item.namespace, item.thread) if item.thread is not None else None
         if group is not None and group not in used_headers:
-            cost += count(_header(*group)) + 2
+            cost += counts(_header(*group)) + 2 * extra
         if spent + cost > budget:
             truncated = True
             continue
@@ -90,14 +118,19 @@ def pack(
         if group is not None:
             used_headers.add(group)
     context = _render([h for h, _ in chosen])
-    while context and count(context) > budget:  # a counter that is not additive
-        chosen.pop()
-        truncated = True
-        context = _render([h for h, _ in chosen])
+    if counts.additive:
+        tokens = spent
+    else:
+        tokens = count(context) if context else 0
+        while context and tokens > budget:  # a counter that is not additive
+            chosen.pop()
+            truncated = True
+            context = _render([h for h, _ in chosen])
+            tokens = count(context) if context else 0
     return Recall(
         context=context,
-        items=[_recall_item(h, count) for h in _ordered([h for h, _ in chosen])],
-        tokens=count(context) if context else 0,
+        items=[_recall_item(h, counts) for h in _ordered([h for h, _ in chosen])],
+        tokens=tokens,
         truncated=truncated,
     )
 

@@ -79,6 +79,31 @@ def test_recall_counts_with_the_models_own_tokenizer_by_default(chat: Memory) ->
     assert sum(e.tokens for e in found.items) <= found.tokens
 
 
+def test_the_models_count_of_the_context_is_the_sum_of_its_lines(chat: Memory) -> None:
+    """The default counter is not run on the whole context: its sum must be exact."""
+    from hivemem.memory.embed_onnx import count_tokens
+
+    chat.put("team/chat", "t4", "Émile: «naïve» café—tokens; don't split me wrong!", thread="s1")
+    chat.put("team/chat", "t5", "x" * 300 + " " + "日本語のテキスト", thread="s1")
+    for budget in (5, 12, 20, 33, 47, 60, 90, 150, 400):
+        found = chat.recall("puppy Caroline café", ["team"], budget_tokens=budget)
+        assert found.tokens == count_tokens(found.context) <= budget
+
+
+def test_each_text_is_counted_once(chat: Memory) -> None:
+    from collections import Counter
+
+    seen: Counter[str] = Counter()
+
+    def counting(text: str) -> int:
+        seen[text] += 1
+        return words(text)
+
+    found = chat.recall("puppy", ["team"], budget_tokens=10_000, count_tokens=counting)
+    assert len(found.items) >= 4
+    assert set(seen.values()) == {1}
+
+
 def test_recall_as_of_a_revision_cites_what_was_there(chat: Memory) -> None:
     at = chat.revision
     chat.put("team/chat", "t1", "Caroline gave the dog away", thread="s1")
