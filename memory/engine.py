@@ -174,6 +174,7 @@ class Memory:
             save_interval=save_interval,
             cleanup_dir=cleanup,
             thread_window=thread_window,
+            keyword_path=None if cleanup else os.path.join(path, "keywords.bin"),
         )
         ttl = check_ttl(proposal_ttl, "proposal_ttl")
         core.proposal_ttl = ttl if ttl is not None else DEFAULT_PROPOSAL_TTL

@@ -16,17 +16,24 @@ out before the next search even if the reaper has not committed its expiry yet.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import heapq
+import json
+import os
+import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from hivemem.memory.index.keyword import KeywordIndex
 from hivemem.memory.log.base import Row
 from hivemem.memory.text import Analyzed, analyze
 
 __all__ = ["KeywordView", "DEFAULT_WINDOW", "Entry", "window_docs"]
+
+_MAGIC = b"HMKW\x01"
 
 #: Live items before a threaded item whose text joins its keyword document. Chosen on
 #: the LoCoMo development split, leave-one-conversation-out: 2 in 5 of 5 folds.
@@ -201,6 +208,97 @@ class KeywordView:
                     due.append(cid)
             if due:
                 self.apply(self.applied_revision, (), due)
+
+    # -- persistence ---------------------------------------------------------------
+    def save(self, path: str, mark: Any = None) -> int:
+        """Write the view to ``path`` atomically; returns the revision it holds.
+
+        One file: a magic, a JSON header (revision, window, ``mark`` — what identifies
+        the log's state at that revision —, partitions, the SHA-256 of the body) and the
+        body (the BM25 partitions' arrays, then the entries as JSON). The in-memory copy
+        is taken under the lock; encoding and fsync happen outside.
+        """
+        with self.lock:
+            revision = self.applied_revision
+            parts, blobs = self.index.dump()
+            entries = [
+                [cid, e.namespace, e.text, e.thread, e.place[0], e.expires_at]
+                for cid, e in self._entries.items()
+            ]
+        blobs.append(json.dumps(entries, ensure_ascii=False).encode())
+        body = b"".join(blobs)
+        header = json.dumps(
+            {
+                "revision": revision,
+                "window": self.window,
+                "mark": mark,
+                "partitions": parts,
+                "entries": len(blobs[-1]),
+                "sha256": hashlib.sha256(body).hexdigest(),
+            },
+            ensure_ascii=False,
+        ).encode()
+        tmp = f"{path}.tmp"
+        with open(tmp, "wb") as fh:
+            fh.write(_MAGIC + struct.pack("<Q", len(header)) + header)
+            fh.write(body)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        dirfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
+        try:
+            os.fsync(dirfd)
+        finally:
+            os.close(dirfd)
+        return revision
+
+    def load(self, path: str) -> tuple[str | None, Any]:
+        """Replace the view with the one saved at ``path``: ``(None, mark)`` when loaded,
+        else ``(why not, None)`` (``missing``, ``unreadable``, ``window_differs``)."""
+        if not os.path.exists(path):
+            return "missing", None
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+            if not data.startswith(_MAGIC):
+                return "unreadable", None
+            pos = len(_MAGIC)
+            (hlen,) = struct.unpack_from("<Q", data, pos)
+            pos += 8
+            header = json.loads(data[pos : pos + hlen])
+            body = memoryview(data)[pos + hlen :]
+            if hashlib.sha256(body).hexdigest() != header["sha256"]:
+                return "unreadable", None
+            if header["window"] != self.window:
+                return "window_differs", None
+            split = len(body) - int(header["entries"])
+            index = KeywordIndex.restore(header["partitions"], body[:split])
+            rows = json.loads(bytes(body[split:]))
+            entries: dict[int, Entry] = {}
+            threads: dict[tuple[str, str], list[tuple[tuple[int, int], int]]] = {}
+            expiry: list[tuple[float, int]] = []
+            for cid, namespace, text, thread, pos_, expires_at in rows:
+                place = (int(pos_), int(cid))
+                entries[cid] = Entry(namespace, text, thread, place, expires_at)
+                if thread is not None:
+                    threads.setdefault((namespace, thread), []).append((place, cid))
+                if expires_at is not None:
+                    expiry.append((float(expires_at), cid))
+            if set(entries) != index.ids():
+                return "unreadable", None
+        except (OSError, ValueError, KeyError, TypeError, struct.error):
+            return "unreadable", None
+        for members in threads.values():
+            members.sort()
+        heapq.heapify(expiry)
+        with self.lock:
+            self.index = index
+            self._entries = entries
+            self._threads = threads
+            self._expiry = expiry
+            self._analyses = _Analyses()
+            self.applied_revision = int(header["revision"])
+        return None, header.get("mark")
 
     # -- reading -------------------------------------------------------------------
     def thread_members(self, namespace: str, thread: str) -> list[int]:

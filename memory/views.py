@@ -57,8 +57,12 @@ class Core:
         save_interval: float,
         cleanup_dir: str | None,
         thread_window: int | None = None,
+        keyword_path: str | None = None,
     ) -> None:
         self.log = log
+        #: Where the keyword view is saved on close (None: rebuilt on every open).
+        self.keyword_path = keyword_path
+        self._keywords_saved = -1
         self.index = index
         self.keywords = KeywordView(_thread_window(log, thread_window))
         self.embedder = embedder
@@ -85,9 +89,10 @@ class Core:
         self.committer = GroupCommitter(log, self.write_lock)
         self._saved_revision = -1
         self._last_save = time.monotonic()
-        self.rebuild_keywords()
+        self.load_keywords()
         self.postings: MetadataPostings | None = None
         self.open_index()
+        self.verify_keywords()
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
         if reaper_interval:
@@ -206,6 +211,79 @@ class Core:
                     break
                 after = (rows[-1].namespace, rows[-1].key)
             view.applied_revision = head
+
+    def load_keywords(self) -> None:
+        """Load the saved keyword view (``open_index``'s catch-up then brings it level
+        with the log), or rebuild it from the log: when there is none, it cannot be
+        read, it was made with another thread window, it is ahead of the log (not this
+        store's) or behind the compacted revision (the changes since are gone)."""
+        with self.write_lock:
+            started = time.monotonic()
+            path = self.keyword_path
+            reason, mark = self.keywords.load(path) if path else ("not_persisted", None)
+            if reason is None:
+                applied, head = self.keywords.applied_revision, self.log.head()
+                if applied > head:
+                    reason = "ahead_of_log"
+                elif applied < self.log.compacted_revision():
+                    reason = "behind_compaction"
+                elif mark != self._log_mark(applied):
+                    reason = "other_log"
+                else:
+                    self._keywords_saved = applied
+                    self._record(
+                        "keyword_view_load",
+                        "saved",
+                        logging.INFO,
+                        revision=applied,
+                        items=len(self.keywords),
+                        seconds=round(time.monotonic() - started, 3),
+                    )
+                    return
+            if reason not in ("missing", "not_persisted"):
+                self._record("keyword_view_verify_failed", reason, revision=self.log.head())
+            self.rebuild_keywords()
+            self._record(
+                "keyword_view_rebuild",
+                reason,
+                logging.INFO if reason in ("missing", "not_persisted") else logging.WARNING,
+                items=len(self.keywords),
+                seconds=round(time.monotonic() - started, 3),
+            )
+
+    def _log_mark(self, revision: int) -> list[Any] | None:
+        """What identifies this log at ``revision``: its first change's id, item and
+        timestamp (another store's log, or this one restored from an older copy, differ)."""
+        if revision <= 0:
+            return None
+        rows = self.log.changes_since(revision - 1, 1)
+        if not rows or rows[0].revision != revision:
+            return None
+        r = rows[0]
+        return [r.id, r.namespace, r.key, r.updated_at]
+
+    def verify_keywords(self) -> None:
+        """After the catch-up on open: a loaded view must hold only live items' ids
+        (a file from another store, or a log restored from a backup, is rebuilt)."""
+        if self._keywords_saved < 0:
+            return
+        with self.write_lock:
+            held = self.keywords.ids()
+            live = {cid for cid, _ in self.log.live_metadata()}
+            if not held <= live:
+                self._record("keyword_view_verify_failed", "ids_differ", revision=self.log.head())
+                self.rebuild_keywords()
+                self._keywords_saved = -1
+
+    def save_keywords(self) -> None:
+        """Persist the keyword view if it changed since it was loaded or saved."""
+        if not self.keyword_path or self.keywords.applied_revision == self._keywords_saved:
+            return
+        try:
+            mark = self._log_mark(self.keywords.applied_revision)
+            self._keywords_saved = self.keywords.save(self.keyword_path, mark)
+        except OSError as exc:  # the next open rebuilds it from the log
+            self._record("keyword_view_save_failed", type(exc).__name__)
 
     def catch_up(self, reason: str = "external_commit") -> None:
         """Apply log revisions the indexes (and the watch hub) have not seen."""
@@ -493,6 +571,7 @@ class Core:
             self.closed = True
             self.hub.close()
             self.save_index()
+            self.save_keywords()
             self.index.close()
             self.log.close()
         if self.cleanup_dir:

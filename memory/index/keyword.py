@@ -20,6 +20,7 @@ import math
 import threading
 from array import array
 from collections.abc import Collection, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -156,6 +157,76 @@ class KeywordIndex:
             self._parts.clear()
             self._names.clear()
             self._where.clear()
+
+    # -- persistence (the keyword view saves it with its entries) ------------------
+    def dump(self) -> tuple[list[dict[str, Any]], list[bytes]]:
+        """Every partition as a JSON-able description and its binary pieces."""
+        with self.lock:
+            headers: list[dict[str, Any]] = []
+            blobs: list[bytes] = []
+            for name in self._names:
+                part = self._parts[name]
+                terms = list(part.postings)
+                sizes = array("q", (len(part.postings[t][0]) for t in terms))
+                pieces = [
+                    part.ids.tobytes(),
+                    bytes(part.alive),
+                    part.lengths.tobytes(),
+                    sizes.tobytes(),
+                    b"".join(part.postings[t][0].tobytes() for t in terms),
+                    b"".join(part.postings[t][1].tobytes() for t in terms),
+                ]
+                headers.append(
+                    {
+                        "name": name,
+                        "terms": terms,
+                        "count": part.count,
+                        "tokens": part.tokens,
+                        "dead": part.dead,
+                        "sizes": [len(x) for x in pieces],
+                    }
+                )
+                blobs += pieces
+            return headers, blobs
+
+    @classmethod
+    def restore(cls, headers: list[dict[str, Any]], body: memoryview) -> KeywordIndex:
+        """The index ``dump`` described (``body``: its pieces, concatenated)."""
+        index = cls()
+        offset = 0
+        for head in headers:
+            pieces = []
+            for size in head["sizes"]:
+                pieces.append(body[offset : offset + size])
+                offset += size
+            part = _Partition()
+            part.ids.frombytes(pieces[0])
+            part.alive = bytearray(pieces[1])
+            part.lengths.frombytes(pieces[2])
+            if not len(part.ids) == len(part.alive) == len(part.lengths):
+                raise ValueError("partition arrays of different lengths")
+            sizes = np.frombuffer(pieces[3], dtype=np.int64).tolist()
+            if len(sizes) != len(head["terms"]) or 4 * sum(sizes) != len(pieces[4]):
+                raise ValueError("postings do not match their terms")
+            at = 0
+            for term, n in zip(head["terms"], sizes, strict=True):
+                slots, tfs = array("i"), array("f")
+                slots.frombytes(pieces[4][at : at + 4 * n])
+                tfs.frombytes(pieces[5][at : at + 4 * n])
+                part.postings[term] = (slots, tfs)
+                at += 4 * n
+            live = np.flatnonzero(np.frombuffer(part.alive, dtype=np.uint8))
+            ids = np.frombuffer(part.ids, dtype=np.int64)[live]
+            part.slot_of = dict(zip(ids.tolist(), live.tolist(), strict=True))
+            part.count, part.tokens, part.dead = head["count"], head["tokens"], head["dead"]
+            if part.count != len(part.slot_of):
+                raise ValueError("live count does not match the live slots")
+            name = head["name"]
+            index._parts[name] = part
+            index._names.append(name)
+            index._where.update(dict.fromkeys(part.slot_of, name))
+        index._names.sort()
+        return index
 
     def _in_scope(self, scopes: Sequence[str]) -> list[str]:
         if any(s == "" for s in scopes):
