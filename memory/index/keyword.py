@@ -35,7 +35,17 @@ B = 0.75
 class _Partition:
     """The documents of one namespace: slots, lengths, liveness and postings."""
 
-    __slots__ = ("ids", "alive", "lengths", "slot_of", "postings", "count", "tokens", "dead")
+    __slots__ = (
+        "ids",
+        "alive",
+        "lengths",
+        "slot_of",
+        "postings",
+        "count",
+        "tokens",
+        "dead",
+        "_norms",
+    )
 
     def __init__(self) -> None:
         self.ids = array("q")
@@ -46,6 +56,16 @@ class _Partition:
         self.count = 0  # live documents
         self.tokens = 0  # tokens in live documents
         self.dead = 0
+        self._norms: tuple[float, int, np.ndarray] | None = None
+
+    def norms(self, avgdl: float) -> np.ndarray:
+        """BM25's length normalisation ``K1 * (1 - B + B * length / avgdl)`` of every
+        slot, kept while neither the slots nor the average length change."""
+        found = self._norms
+        if found is None or found[0] != avgdl or found[1] != len(self.lengths):
+            lengths = np.frombuffer(self.lengths, dtype=np.float32).copy()
+            found = self._norms = (avgdl, len(lengths), K1 * (1.0 - B + B * lengths / avgdl))
+        return found[2]
 
     def add(self, cid: int, doc: Analyzed) -> None:
         slot = len(self.ids)
@@ -100,6 +120,8 @@ class _Partition:
             return _NO_SLOTS, _NO_TFS
         slots = np.array(found[0], dtype=np.int32)
         tfs = np.array(found[1], dtype=np.float32)
+        if self.dead == 0 and allowed is None:  # every slot is live
+            return slots, tfs
         keep = np.frombuffer(self.alive, dtype=np.uint8)[slots].astype(bool)
         if allowed is not None:
             keep &= allowed[slots]
@@ -267,6 +289,10 @@ class KeywordIndex:
             for pi, part in enumerate(parts):
                 slots_l, contrib_l = [], []
                 lengths = np.frombuffer(part.lengths, dtype=np.float32)
+                # Many postings (common words): one normalisation of every slot, cached,
+                # then gathered; few: computed for the matching slots only. Same values.
+                matched = sum(len(found[pi][0]) for found in per_term)
+                norms = part.norms(avgdl) if 4 * matched >= len(lengths) else None
                 for ti, found in enumerate(per_term):
                     slots, tfs = found[pi]
                     if masks is not None and len(slots):
@@ -274,7 +300,10 @@ class KeywordIndex:
                         slots, tfs = slots[keep], tfs[keep]
                     if not len(slots):
                         continue
-                    norm = K1 * (1.0 - B + B * lengths[slots] / avgdl)
+                    if norms is not None:
+                        norm = norms[slots]
+                    else:
+                        norm = K1 * (1.0 - B + B * lengths[slots] / avgdl)
                     slots_l.append(slots)
                     contrib_l.append(idfs[ti] * tfs * (K1 + 1.0) / (tfs + norm))
                 if not slots_l:
@@ -282,11 +311,12 @@ class KeywordIndex:
                 if len(slots_l) == 1:
                     hit_slots, hit_scores = slots_l[0], contrib_l[0].astype(np.float64)
                 else:
-                    acc = np.bincount(
-                        np.concatenate(slots_l),
-                        weights=np.concatenate(contrib_l),
-                        minlength=len(part.ids),
-                    )
+                    # A term's postings hold each slot once, so a scatter-add per term
+                    # sums exactly as one bincount would (in term order, in float64),
+                    # without sorting the concatenation of every posting list.
+                    acc = np.zeros(len(part.ids), dtype=np.float64)
+                    for slots, contrib in zip(slots_l, contrib_l, strict=True):
+                        acc[slots] += contrib
                     hit_slots = np.flatnonzero(acc)
                     hit_scores = acc[hit_slots]
                 ids_out.append(np.frombuffer(part.ids, dtype=np.int64)[hit_slots])
