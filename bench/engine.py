@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import time
@@ -296,15 +297,12 @@ def put_batch(batches: int = 20, size: int = 1000) -> Result:
         base = b * size + 1
         same.execute("BEGIN IMMEDIATE")
         same.executemany(
-            "INSERT INTO changes VALUES (?,?,'put',?,?,1,NULL,?,?,?,?,'bench',?,?,NULL)",
+            "INSERT INTO changes VALUES (?,?,'put',?,?,1,NULL,?,?,?,?,'bench',?,?,NULL,"
+            "NULL,NULL,NULL,NULL,NULL,NULL)",
             [(base + i, b + 1, *r, now, now) for i, r in enumerate(chunk)],
         )
         same.executemany(
-            "INSERT INTO fts (rowid, text) VALUES (?, ?)",
-            [(base + i, r[3]) for i, r in enumerate(chunk)],
-        )
-        same.executemany(
-            "INSERT INTO items VALUES (?,?,?,1,?,1,NULL)",
+            "INSERT INTO items VALUES (?,?,?,1,?,1,NULL,NULL,NULL,NULL)",
             [(r[0], r[1], base + i, b + 1) for i, r in enumerate(chunk)],
         )
         same.execute("INSERT INTO revisions VALUES (?, 'bench', ?, ?)", (b + 1, now, size))
@@ -324,8 +322,25 @@ def put_batch(batches: int = 20, size: int = 1000) -> Result:
             ]
         )
 
+    plain = Memory.open(f"{path}/plain", embedder=None, reaper_interval=None)
+
+    def hive_no_text(b: int) -> None:  # the same items with int values: no keyword work
+        lo = b * size
+        plain.put_many(
+            [
+                {"namespace": "bench/batch", "key": f"k{i}", "value": i, "vector": vectors[i]}
+                for i in range(lo, lo + size)
+            ]
+        )
+
     times = interleaved(
-        {"bare": bare, "bare_fts": bare_fts, "bare_schema": bare_schema, "hivemem": hive},
+        {
+            "bare": bare,
+            "bare_fts": bare_fts,
+            "bare_schema": bare_schema,
+            "hivemem": hive,
+            "hivemem_no_text": hive_no_text,
+        },
         batches,
         rounds=batches,
         label="batches",
@@ -335,7 +350,10 @@ def put_batch(batches: int = 20, size: int = 1000) -> Result:
     result["ratio_vs_bare"] = out["hivemem"] / out["bare"]
     result["ratio_vs_bare_with_fts"] = out["hivemem"] / out["bare_fts"]
     result["ratio_vs_bare_schema"] = out["hivemem"] / out["bare_schema"]
+    result["keyword_view_share"] = 1 - out["hivemem"] / out["hivemem_no_text"]
+    result["load"] = round(os.getloadavg()[0], 2)
     schema.close()
+    plain.close()
     mem.close()
     shutil.rmtree(path, ignore_errors=True)
     return result
@@ -399,40 +417,4 @@ def put_latency(n: int = 400) -> Result:
         out[durability] = {"p50_ms": pct(samples, 50) * 1e3, "p99_ms": pct(samples, 99) * 1e3}
         mem.close()
         shutil.rmtree(path, ignore_errors=True)
-    return out
-
-
-def recall() -> Result:
-    """LoCoMo development split: recall@5 and @10 per mode (MiniLM vectors)."""
-    step("LoCoMo recall by mode")
-    convs, tvec, qvec, questions = _locomo()
-    path = fresh_dir("recall")
-    mem = Memory.open(path, embedder=None, durability="off", reaper_interval=None)
-    offset = 0
-    for c in convs:
-        mem.put_many(
-            [
-                {
-                    "namespace": c.namespace,
-                    "key": t.dia_id,
-                    "value": turn_text(t),
-                    "vector": tvec[offset + j].tolist(),
-                }
-                for j, t in enumerate(c.turns)
-            ]
-        )
-        offset += len(c.turns)
-    out: Result = {}
-    for mode in ("vector", "keyword", "hybrid"):
-        found = {5: 0.0, 10: 0.0}
-        progress = Progress(f"recall {mode}", len(questions))
-        for i, (ci, q, evidence) in enumerate(questions):
-            hits = mem.search(q, vector=qvec[i], mode=mode, k=10, namespaces=[convs[ci].namespace])
-            keys = [h.item.key for h in hits]
-            for k in found:
-                found[k] += len(set(keys[:k]) & set(evidence)) / len(evidence)
-            progress.advance()
-        out[mode] = {f"recall@{k}": v / len(questions) for k, v in found.items()}
-    mem.close()
-    shutil.rmtree(path, ignore_errors=True)
     return out
