@@ -1,6 +1,6 @@
 """``make bench``: run the benchmarks, write bench/RESULTS.md, results.json and the plot.
 
-python -m bench.run                 # everything (about 10 minutes on 2 cores)
+python -m bench.run                 # everything (about 25 minutes on 2 cores)
 python -m bench.run --quick         # smaller sizes, skips the 1M point
 python -m bench.run --only recall   # one section
 """
