@@ -23,7 +23,9 @@ from hivemem.api.problems import (
     problem_response,
 )
 from hivemem.api.routes import ROUTERS
+from hivemem.api.routing import UnknownQueryMiddleware
 from hivemem.api.settings import Settings
+from hivemem.api.shedding import WriteGate, WriteLimitMiddleware, document_shedding
 from hivemem.memory import Memory, __version__
 from hivemem.memory.errors import PayloadTooLarge
 from hivemem.memory.validation import limits_markdown
@@ -85,12 +87,16 @@ def create_app(settings: Settings | None = None, memory: Memory | None = None) -
     app.state.memory = memory
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.write_gate = WriteGate(settings.max_inflight_writes, settings.shed_retry_after)
+    app.state.metrics.write_gate = app.state.write_gate
     install_handlers(app)
-    # Outermost last: metrics see every answer; the body limit runs before the guard
-    # reads a body; unexpected errors become a 500 without dropping the connection.
+    # Outermost last: metrics see every answer; a shed write is answered before
+    # anything reads its body; the body limit runs before the guard reads a body; unexpected errors become a 500 without dropping the connection.
     app.add_middleware(InternalErrorMiddleware)
+    app.add_middleware(UnknownQueryMiddleware)
     app.add_middleware(InputGuardMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(WriteLimitMiddleware, gate=app.state.write_gate)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     for router in ROUTERS:
         app.include_router(router)
@@ -100,7 +106,9 @@ def create_app(settings: Settings | None = None, memory: Memory | None = None) -
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_security(document_problems(FastAPI.openapi(app)))
+            app.openapi_schema = document_security(
+                document_shedding(document_problems(FastAPI.openapi(app)))
+            )
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

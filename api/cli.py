@@ -96,6 +96,7 @@ def server_settings(
         "port": args.port,
         "durability": args.durability,
         "admin_key": args.admin_key,
+        "max_inflight_writes": getattr(args, "max_inflight_writes", None),
     }
     try:
         return Settings.from_env(merged, **flags)
@@ -575,6 +576,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--durability", choices=["full", "normal"], help="commit durability")
     p.add_argument("--admin-key", help="API key of the 'admin' principal on a new store")
     p.add_argument("--workers", type=int, help="worker processes on one socket (default 1)")
+    p.add_argument(
+        "--max-inflight-writes",
+        type=int,
+        metavar="N",
+        help="writes run at once per process; more are answered 503 + Retry-After "
+        "(default 64, 0 = no limit)",
+    )
     p.add_argument("--log-level", default="info", help="uvicorn log level")
 
     p = cmd("mcp", None, "serve the MCP tools over stdio (to --url, or over --data)")

@@ -8,6 +8,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hivemem.api.routing import route_template
 from hivemem.memory import Memory
 
 __all__ = ["Metrics", "MetricsMiddleware", "CONTENT_TYPE"]
@@ -24,6 +25,8 @@ class Metrics:
         self._requests: dict[tuple[str, str, int], int] = {}
         self._latency: dict[str, list[float]] = {}  # per route: bucket counts, sum, count
         self.watch_subscribers = 0
+        #: The app's write limit (``api/shedding.py``), when it has one.
+        self.write_gate: Any = None
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         with self._lock:
@@ -78,9 +81,45 @@ class Metrics:
             ),
             ("hivemem_watch_subscribers", "Open watch streams (SSE and WebSocket).", subscribers),
         ]
+        gate = self.write_gate
+        if gate is not None:
+            gauges.append(("hivemem_writes_in_flight", "Write requests running now.", gate.in_flight))
+            gauges.append(
+                ("hivemem_writes_in_flight_limit", "The write limit (0: none).", gate.limit)
+            )
         for name, help_text, value in gauges:
             out += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value}"]
+        if gate is not None:
+            out += [
+                "# HELP hivemem_writes_shed_total Writes answered 503 + Retry-After at the limit.",
+                "# TYPE hivemem_writes_shed_total counter",
+                f"hivemem_writes_shed_total {gate.shed}",
+            ]
+        out += _index_events(mem.index_events())
         return "\n".join(out) + "\n"
+
+
+_EVENT_FAMILIES = (
+    ("index_verify_failed", "hivemem_index_verify_failures_total",
+     "Persisted vector indexes found unusable on open, by reason."),
+    ("index_rebuild", "hivemem_index_rebuilds_total",
+     "Vector index rebuilds from the log, by reason."),
+    ("index_catch_up", "hivemem_index_catch_ups_total",
+     "Catch-ups of the views from the log, by reason."),
+    ("index_skip_vector", "hivemem_index_skipped_vectors_total",
+     "Stored vectors left out of the index, by reason."),
+)  # fmt: skip
+
+
+def _index_events(events: dict[tuple[str, str], int]) -> list[str]:
+    """Counter families of the store's view faults (each also logged once)."""
+    out: list[str] = []
+    for event, name, help_text in _EVENT_FAMILIES:
+        out += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
+        for (ev, reason), n in sorted(events.items()):
+            if ev == event:
+                out.append(f"{name}{_labels(reason=reason)} {n}")
+    return out
 
 
 def _labels(**labels: str) -> str:
@@ -115,6 +154,5 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            route = scope.get("route")
-            template = getattr(route, "path_format", None) or "unmatched"
+            template = route_template(scope) or "unmatched"
             self.metrics.observe(template, scope["method"], status, time.perf_counter() - start)

@@ -38,6 +38,11 @@ class Settings:
     #: ``faiss://`` (default, in data_dir), ``qdrant://host:6333`` (a Qdrant server that
     #: replicas share) or ``qdrant+edge:///path`` (Qdrant's engine in process).
     index_url: str | None = None
+    #: Write requests one process runs at once; the next is answered 503 with
+    #: ``Retry-After`` straight away (0: no limit). See ``api/shedding.py``.
+    max_inflight_writes: int = 64
+    #: The ``Retry-After`` (seconds) of a shed write.
+    shed_retry_after: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -58,6 +58,15 @@ class MiniLMEmbedder:
         self._query_failed = False
         self._model: Any = None
         self._lock = threading.Lock()
+        self._warm = False
+
+    @property
+    def loaded(self) -> bool:
+        """Whether ``warm_up`` has run (or torch and the small-batch encoder are loaded)."""
+        if self._warm:
+            return True
+        small_ready = self.small_batch <= 0 or self._query_failed or self._query_encoder is not None
+        return self._model is not None and small_ready
 
     def _small(self) -> Embedder | None:
         if self.small_batch <= 0 or self._query_failed:
@@ -75,6 +84,7 @@ class MiniLMEmbedder:
         """Load both encoders now (and export the ONNX one if it is not cached yet)."""
         self._load()
         self.embed(["warm up"])
+        self._warm = True
 
     def _load(self) -> Any:
         with self._lock:

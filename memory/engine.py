@@ -247,9 +247,10 @@ class Memory:
     def _embed_missing(self, puts: list[PreparedPut | PreparedUpdate]) -> None:
         """Embed, in one batch and outside the write transaction, new texts without vectors."""
         todo = [p for p in puts if p.vector is None and p.text]
-        if not todo or self._core.embedder is None:
+        embedder = self._core.write_embedder
+        if not todo or embedder is None:
             return
-        vectors = self._core.embedder.embed([p.text for p in todo])  # type: ignore[misc]
+        vectors = embedder.embed([p.text for p in todo])  # type: ignore[misc]
         for p, vec in zip(todo, vectors, strict=True):
             p.vector = np.asarray(vec, dtype=np.float32).tobytes()
 
@@ -1063,6 +1064,23 @@ class Memory:
         """Rebuild the vector index from the vectors stored in the log."""
         self._require_admin("")
         self._core.rebuild_index("requested")
+
+    def ready(self) -> bool:
+        """Whether the embedding model has loaded (always, for a store without one).
+
+        ``warm_up`` loads it; until then the first text write or query waits for it.
+        """
+        embedder = self._core.embedder
+        return embedder is None or bool(getattr(embedder, "loaded", True))
+
+    def index_events(self) -> dict[tuple[str, str], int]:
+        """How often each view fault happened since open, by ``(event, reason)``.
+
+        Events: ``index_verify_failed``, ``index_rebuild``, ``index_catch_up`` and
+        ``index_skip_vector``; each is also logged as one logfmt line on the
+        ``hivemem.index`` logger (``event=index_rebuild reason=ids_differ …``).
+        """
+        return dict(self._core.events)
 
     def status(self) -> dict[str, Any]:
         """Revisions of the log and its views, and counts."""

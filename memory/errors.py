@@ -14,7 +14,9 @@ the client turns a problem body back into the same class::
     ├── Unauthenticated          401  no API key, or an unknown or revoked one
     ├── Compacted                410  the revision asked for was compacted away
     └── Unavailable              503  a backend is down or not caught up
-        └── Lagged               503  a watcher fell too far behind; resume from ``resume_revision``
+        ├── Lagged               503  a watcher fell too far behind; resume from ``resume_revision``
+        └── Overloaded           503  too many writes in flight; nothing was done, retry
+                                      after ``retry_after`` seconds
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ __all__ = [
     "Compacted",
     "Unavailable",
     "Lagged",
+    "Overloaded",
     "ERRORS_BY_TYPE",
 ]
 
@@ -220,6 +223,26 @@ class Lagged(Unavailable):
         return cls(int(body.get("resume_revision", 0)), body.get("detail", ""))
 
 
+class Overloaded(Unavailable):
+    """The server sheds load: the request was not run. Send it again after ``retry_after``."""
+
+    problem_type = "overloaded"
+    title = "Overloaded"
+
+    def __init__(self, detail: str = "", retry_after: int = 1) -> None:
+        super().__init__(detail or f"too many writes in flight; retry after {retry_after} s")
+        self.retry_after = retry_after
+
+    def extras(self) -> dict[str, Any]:
+        return {"retry_after": self.retry_after}
+
+    @classmethod
+    def from_problem(cls, body: dict[str, Any]) -> HivememError:
+        after = body.get("retry_after")
+        seconds = after if isinstance(after, int) and not isinstance(after, bool) else 1
+        return cls(body.get("detail", ""), retry_after=seconds)
+
+
 ERRORS_BY_TYPE: dict[str, type[HivememError]] = {
     cls.problem_type: cls
     for cls in (
@@ -233,5 +256,6 @@ ERRORS_BY_TYPE: dict[str, type[HivememError]] = {
         Compacted,
         Unavailable,
         Lagged,
+        Overloaded,
     )
 }

@@ -27,6 +27,7 @@ from hivemem.memory.index.base import VectorIndex
 from hivemem.memory.log.base import PendingChange, Plan, Row, StateLog, WriteView
 from hivemem.memory.postings import MetadataPostings, indexable
 from hivemem.memory.search import Cond
+from hivemem.memory.embed_batch import BatchingEmbedder
 from hivemem.memory.threads import DEFAULT_WINDOW, KeywordView
 from hivemem.memory.watch import Subscription, WatchHub
 
@@ -66,6 +67,8 @@ class Core:
         self.index = index
         self.keywords = KeywordView(_thread_window(log, thread_window))
         self.embedder = embedder
+        #: What writes embed through: concurrent writes share model calls.
+        self.write_embedder = BatchingEmbedder(embedder) if embedder is not None else None
         self.max_value_bytes = max_value_bytes
         self.proposal_ttl = 7 * 86400.0  # set by Memory.open
         self.acl = ACL(log.acl())
@@ -563,6 +566,8 @@ class Core:
         if self.closed:
             return
         self._stop.set()
+        if self.write_embedder is not None:
+            self.write_embedder.close()
         if self._reaper is not None:
             self._reaper.join(timeout=5)
         if self._follower is not None:

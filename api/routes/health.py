@@ -33,11 +33,14 @@ async def healthz() -> dict[str, str]:
     },
 )
 def readyz(root: Root) -> dict[str, Any]:
-    """Ready when the log is open and the vector index has applied every revision."""
+    """Ready when the log is open, the embedding model (if the store has one) has
+    loaded, and the vector index has applied every revision."""
     try:
         status = root.status()
     except Exception as exc:  # a closed or broken log: not ready, and say why
         raise Unavailable(f"the log is not open: {exc}") from exc
+    if not root.ready():
+        raise Unavailable("the embedding model is still loading")
     if status["index_revision"] < status["revision"]:
         raise Unavailable(
             f"the vector index is at revision {status['index_revision']}, "

@@ -84,14 +84,19 @@ class AsyncClient(BaseClient):
             try:
                 response = await self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
-                if attempt + 1 < attempts:
+                if call.retry and attempt + 1 < attempts:
                     await asyncio.sleep(self._delay(attempt))
                     continue
                 raise self._unavailable(exc) from exc
             if response.status_code in RETRY_STATUSES and attempt + 1 < attempts:
-                await response.aclose()
-                await asyncio.sleep(self._delay(attempt, response))
-                continue
+                try:
+                    await response.aread()
+                except httpx.TransportError:
+                    pass  # then it is judged by its status alone
+                if self._again(call, response):
+                    await response.aclose()
+                    await asyncio.sleep(self._delay(attempt, response))
+                    continue
             if response.status_code >= 400:
                 try:
                     await response.aread()

@@ -274,14 +274,36 @@ class BaseClient:
         return headers
 
     def _attempts(self, call: Call[Any]) -> int:
-        return 1 + (self.retries if call.retry else 0)
+        return 1 + self.retries
+
+    @staticmethod
+    def _shed(response: httpx.Response) -> bool:
+        """A write the server shed (503 ``/problems/overloaded``): it was never run."""
+        if response.status_code != 503 or "retry-after" not in response.headers:
+            return False
+        try:
+            body = response.json()
+        except ValueError:
+            return False
+        return isinstance(body, dict) and body.get("type") == "/problems/overloaded"
+
+    def _again(self, call: Call[Any], response: httpx.Response) -> bool:
+        """Whether to send ``call`` again after ``response`` (attempts permitting).
+
+        A shed request was never run, so any call may be sent again; other transient
+        statuses only for calls that are safe to send twice.
+        """
+        if response.status_code not in RETRY_STATUSES:
+            return False
+        return call.retry or self._shed(response)
 
     def _delay(self, attempt: int, response: httpx.Response | None = None) -> float:
         """Seconds to wait before attempt ``attempt + 1`` (full jitter, honours Retry-After)."""
         if response is not None:
             after = response.headers.get("Retry-After", "")
             if after.isdigit():
-                return min(float(after), float(self._backoff_cap))
+                # Retry-After is a floor; jitter spreads the crowd that was shed at once
+                return min(float(after), self._backoff_cap) * (1 + random.random() / 4)
         step = min(self._backoff_cap, self._backoff_base * 2.0**attempt)
         return step * (0.5 + random.random() / 2)
 

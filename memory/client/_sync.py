@@ -55,7 +55,8 @@ class Client(BaseClient):
 
     Errors are the engine's own classes (``Conflict``, ``NotFound``, …); a server that
     cannot be reached is ``Unavailable``. Reads and compare-and-swap writes are retried
-    on connection errors and 502/503/504; plain writes never are.
+    on connection errors and 502/503/504; plain writes only when the server shed them
+    (503 ``Overloaded``: never run), honouring ``Retry-After``, ``retries`` times.
     """
 
     def __init__(
@@ -87,14 +88,19 @@ class Client(BaseClient):
             try:
                 response = self._http.send(request, stream=stream)
             except httpx.TransportError as exc:
-                if attempt + 1 < attempts:
+                if call.retry and attempt + 1 < attempts:
                     time.sleep(self._delay(attempt))
                     continue
                 raise self._unavailable(exc) from exc
             if response.status_code in RETRY_STATUSES and attempt + 1 < attempts:
-                response.close()
-                time.sleep(self._delay(attempt, response))
-                continue
+                try:
+                    response.read()
+                except httpx.TransportError:
+                    pass  # then it is judged by its status alone
+                if self._again(call, response):
+                    response.close()
+                    time.sleep(self._delay(attempt, response))
+                    continue
             if response.status_code >= 400:
                 try:
                     response.read()

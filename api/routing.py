@@ -1,0 +1,115 @@
+"""What the app knows of a request's route before the route runs.
+
+``route_template`` names the route a request matched (the metrics label), including the
+framework's own routes (``/openapi.json``, ``/docs``) that carry no API route object.
+``UnknownQueryMiddleware`` answers 422 naming the parameter when a request to a route
+carries a query parameter the route does not declare: a misspelt ``if_versoin`` would
+otherwise be ignored and the write would go through unconditionally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+from starlette.routing import Match
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from hivemem.api.problems import problem_response
+from hivemem.memory.errors import InvalidInput
+
+__all__ = ["route_template", "UnknownQueryMiddleware", "declared_query", "api_routes"]
+
+
+def route_template(scope: Scope) -> str | None:
+    """The path template of the route that answered ``scope`` (after routing)."""
+    route = scope.get("route")
+    template = getattr(route, "path_format", None)
+    if template:
+        return str(template)
+    endpoint = scope.get("endpoint")
+    app = scope.get("app")
+    if endpoint is None or app is None:
+        return None
+    for candidate in getattr(app, "routes", ()):
+        if getattr(candidate, "endpoint", None) is endpoint:
+            return str(getattr(candidate, "path_format", None) or candidate.path)
+        if getattr(candidate, "app", None) is endpoint:  # a mount (the console)
+            return str(candidate.path) + "/…"
+    return None
+
+
+def declared_query(route: APIRoute) -> frozenset[str]:
+    """The query parameter names ``route`` accepts (its signature and its OpenAPI extras)."""
+    names: set[str] = set()
+    stack = [route.dependant]
+    while stack:
+        dependant = stack.pop()
+        for param in dependant.query_params:
+            annotation = getattr(param.field_info, "annotation", None)
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                names |= {f.alias or n for n, f in annotation.model_fields.items()}
+            else:
+                names.add(param.alias)
+        stack.extend(dependant.dependencies)
+    for extra in (route.openapi_extra or {}).get("parameters", ()):
+        if extra.get("in") == "query":
+            names.add(extra["name"])
+    return frozenset(names)
+
+
+class UnknownQueryMiddleware:
+    """422 for a query parameter the matched API route does not declare."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self._declared: dict[int, frozenset[str]] = {}
+        self._routes: list[APIRoute] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope.get("query_string"):
+            await self.app(scope, receive, send)
+            return
+        unknown = self._unknown(scope)
+        if unknown is None:
+            await self.app(scope, receive, send)
+            return
+        err = InvalidInput(unknown, "is not a parameter of this route")
+        await problem_response(err)(scope, receive, send)
+
+    def _unknown(self, scope: Scope) -> str | None:
+        route = self._match(scope)
+        if route is None:
+            return None  # routing answers (404, 405)
+        declared = self._declared.get(id(route))
+        if declared is None:
+            declared = self._declared[id(route)] = declared_query(route)
+        query = scope["query_string"].decode("utf-8", "replace")  # the guard checked it
+        for name, _ in parse_qsl(query, keep_blank_values=True):
+            if name not in declared:
+                return name
+        return None
+
+    def _match(self, scope: Scope) -> APIRoute | None:
+        if self._routes is None:
+            self._routes = api_routes(getattr(scope.get("app"), "routes", ()))
+        for route in self._routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return route
+        return None
+
+
+def api_routes(routes: Iterable[Any]) -> list[APIRoute]:
+    """The API routes among ``routes``, looking into included routers (which the app
+    includes without a prefix, so each route's own path is the one matched)."""
+    out: list[APIRoute] = []
+    for route in routes:
+        if isinstance(route, APIRoute):
+            out.append(route)
+        elif hasattr(route, "original_router"):
+            out += api_routes(route.original_router.routes)
+    return out
