@@ -110,6 +110,17 @@ class MiniLMEmbedder:
                 return small.embed(texts)
             except Exception:  # an export that cannot run here: torch is the reference
                 self._query_failed = True
+        return self.embed_reference(texts)
+
+    def embed_reference(self, texts: list[str]) -> np.ndarray:
+        """Embed ``texts`` on torch, the reference, whatever their number.
+
+        Stored vectors come from here (``memory/embed_batch.py``): a text's vector then
+        does not depend on how many texts shared its batch (the int8 export's can
+        differ from torch's by a cosine of up to about 0.01).
+        """
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
         model = self._load()
         import torch
 

@@ -8,12 +8,11 @@ embeds it in one model call and hands each caller its rows through a future. Whi
 model is busy the next batch gathers by itself, so a lone write waits at most
 ``max_wait`` longer and a crowd of them shares model calls.
 
-The engine calls it before the write transaction, never inside it. A batch is embedded
-by the wrapped embedder as one call, so it picks its encoder by the batch's size
-(MiniLM: the int8 ONNX export under 8 texts, torch from 8 on): a text's vector can
-depend on how many texts shared its batch by that encoder's rounding (cosine 0.9996
-between the two) and no more; with one encoder the vectors equal the one-at-a-time
-ones within float rounding.
+The engine calls it before the write transaction, never inside it. Batches go to the
+wrapped embedder's ``embed_reference`` when it has one (MiniLM: torch for every batch
+size, not the int8 export it uses for small query batches, which can differ by a
+cosine of about 0.01), so a stored vector equals the one-at-a-time vector within float
+rounding however many writes shared its batch.
 """
 
 from __future__ import annotations
@@ -42,6 +41,7 @@ class BatchingEmbedder:
         self.dim = inner.dim
         self.max_batch = max_batch
         self.max_wait = max_wait
+        self._embed = getattr(inner, "embed_reference", inner.embed)
         #: Model calls made and texts embedded (for tests and the bench).
         self.calls = 0
         self.texts = 0
@@ -75,7 +75,7 @@ class BatchingEmbedder:
         return future.result()
 
     def _direct(self, texts: list[str]) -> np.ndarray:
-        out = self.inner.embed(texts)
+        out = self._embed(texts)
         with self._lock:
             self.calls += 1
             self.texts += len(texts)
