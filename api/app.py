@@ -91,7 +91,9 @@ def create_app(settings: Settings | None = None, memory: Memory | None = None) -
     app.state.metrics.write_gate = app.state.write_gate
     install_handlers(app)
     # Outermost last: metrics see every answer; a shed write is answered before
-    # anything reads its body; the body limit runs before the guard reads a body; unexpected errors become a 500 without dropping the connection.
+    # anything reads its body; the body limit runs before the guard reads a body; a
+    # query parameter the route lacks is refused; unexpected errors become a 500
+    # without dropping the connection.
     app.add_middleware(InternalErrorMiddleware)
     app.add_middleware(UnknownQueryMiddleware)
     app.add_middleware(InputGuardMiddleware)

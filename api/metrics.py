@@ -83,7 +83,9 @@ class Metrics:
         ]
         gate = self.write_gate
         if gate is not None:
-            gauges.append(("hivemem_writes_in_flight", "Write requests running now.", gate.in_flight))
+            gauges.append(
+                ("hivemem_writes_in_flight", "Write requests running now.", gate.in_flight)
+            )
             gauges.append(
                 ("hivemem_writes_in_flight_limit", "The write limit (0: none).", gate.limit)
             )
@@ -95,6 +97,15 @@ class Metrics:
                 "# TYPE hivemem_writes_shed_total counter",
                 f"hivemem_writes_shed_total {gate.shed}",
             ]
+        calls, texts = mem.write_embedding()
+        out += [
+            "# HELP hivemem_write_embed_calls_total Model calls made to embed written texts.",
+            "# TYPE hivemem_write_embed_calls_total counter",
+            f"hivemem_write_embed_calls_total {calls}",
+            "# HELP hivemem_write_embed_texts_total Written texts embedded (shared calls).",
+            "# TYPE hivemem_write_embed_texts_total counter",
+            f"hivemem_write_embed_texts_total {texts}",
+        ]
         out += _index_events(mem.index_events())
         return "\n".join(out) + "\n"
 

@@ -87,10 +87,11 @@ class UnknownQueryMiddleware:
         declared = self._declared.get(id(route))
         if declared is None:
             declared = self._declared[id(route)] = declared_query(route)
-        query = scope["query_string"].decode("utf-8", "replace")  # the guard checked it
+        raw: bytes = scope["query_string"]
+        query = raw.decode("utf-8", "replace")  # the guard checked it is UTF-8
         for name, _ in parse_qsl(query, keep_blank_values=True):
             if name not in declared:
-                return name
+                return str(name)
         return None
 
     def _match(self, scope: Scope) -> APIRoute | None:

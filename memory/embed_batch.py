@@ -35,7 +35,7 @@ _Request = tuple[list[str], "Future[np.ndarray]"]
 class BatchingEmbedder:
     """An ``Embedder`` that embeds concurrent calls together through ``inner``."""
 
-    def __init__(self, inner: Embedder, max_batch: int = 64, max_wait: float = 0.002) -> None:
+    def __init__(self, inner: Embedder, max_batch: int = 16, max_wait: float = 0.002) -> None:
         self.inner = inner
         self.name = inner.name
         self.dim = inner.dim

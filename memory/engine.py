@@ -1073,6 +1073,15 @@ class Memory:
         embedder = self._core.embedder
         return embedder is None or bool(getattr(embedder, "loaded", True))
 
+    def write_embedding(self) -> tuple[int, int]:
+        """Model calls made for writes, and texts embedded in them, since open.
+
+        Writes from concurrent callers share calls (``memory/embed_batch.py``), so under
+        load the second number grows faster than the first.
+        """
+        batcher = self._core.write_embedder
+        return (0, 0) if batcher is None else (batcher.calls, batcher.texts)
+
     def index_events(self) -> dict[tuple[str, str], int]:
         """How often each view fault happened since open, by ``(event, reason)``.
 

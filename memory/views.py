@@ -21,13 +21,13 @@ import numpy as np
 from hivemem.memory.acl import ACL
 from hivemem.memory.activity import ActivityRecorder
 from hivemem.memory.embed import Embedder
+from hivemem.memory.embed_batch import BatchingEmbedder
 from hivemem.memory.errors import Conflict, InvalidInput
 from hivemem.memory.group_commit import GroupCommitter
 from hivemem.memory.index.base import VectorIndex
 from hivemem.memory.log.base import PendingChange, Plan, Row, StateLog, WriteView
 from hivemem.memory.postings import MetadataPostings, indexable
 from hivemem.memory.search import Cond
-from hivemem.memory.embed_batch import BatchingEmbedder
 from hivemem.memory.threads import DEFAULT_WINDOW, KeywordView
 from hivemem.memory.watch import Subscription, WatchHub
 

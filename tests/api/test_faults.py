@@ -182,9 +182,7 @@ def test_the_clients_send_only_parameters_the_routes_declare(app: FastAPI, store
         c.proposals("")
 
 
-def test_watch_since_beyond_the_head_waits_for_those_revisions(
-    app: FastAPI, store: Memory
-) -> None:
+def test_watch_since_beyond_the_head_waits_for_those_revisions(app: FastAPI, store: Memory) -> None:
     """As in etcd: a watch from a revision not reached yet is a 200 stream that delivers
     the revisions after it once they are committed (a value beyond 64 bits is a 422)."""
     store.put("team", "a", 0)  # head 1

@@ -65,9 +65,14 @@ def test_a_write_beyond_the_limit_is_503_with_retry_after_and_writes_nothing(
         # reads and the admin control plane are not shed
         assert c.get("/v1/items", headers=H).status_code == 200
         assert c.post("/v1/search", headers=H, json={"query": "hello"}).status_code == 200
-        assert c.put(
-            "/v1/grants", headers=H, json={"principal": "p", "prefix": "x", "permission": "read"}
-        ).status_code == 200
+        assert (
+            c.put(
+                "/v1/grants",
+                headers=H,
+                json={"principal": "p", "prefix": "x", "permission": "read"},
+            ).status_code
+            == 200
+        )
         metrics = c.get("/metrics").text
     assert "hivemem_writes_shed_total 5" in metrics
     assert "hivemem_writes_in_flight_limit 2" in metrics
