@@ -581,7 +581,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="writes run at once per process; more are answered 503 + Retry-After "
-        "(default 64, 0 = no limit)",
+        "(default 16, 0 = no limit)",
     )
     p.add_argument("--log-level", default="info", help="uvicorn log level")
 

@@ -40,7 +40,7 @@ class Settings:
     index_url: str | None = None
     #: Write requests one process runs at once; the next is answered 503 with
     #: ``Retry-After`` straight away (0: no limit). See ``api/shedding.py``.
-    max_inflight_writes: int = 64
+    max_inflight_writes: int = 16
     #: The ``Retry-After`` (seconds) of a shed write.
     shed_retry_after: int = 1
 

@@ -120,7 +120,7 @@ _SHED_RESPONSE: dict[str, Any] = {
                 "type": "/problems/overloaded",
                 "title": "Overloaded",
                 "status": 503,
-                "detail": "64 writes are in flight, the most this server runs at once; "
+                "detail": "16 writes are in flight, the most this server runs at once; "
                 "retry after 1 s",
                 "retry_after": 1,
             },

@@ -2,10 +2,12 @@
 
     python -m bench.overload [--writers 100] [--seconds 30] [--limit N] [--quick]
 
-1. Start ``hivemem serve`` (the real CLI, default settings but ``--max-inflight-writes``)
-   on a fresh data directory, with the model, and wait for ``/readyz``.
-2. Best rate: closed-loop writers at 1, 2, 4, … 64 connections, a few seconds each;
-   the best accepted writes/s is the rate the server sustains at its best concurrency.
+1. Best rate: ``hivemem serve --max-inflight-writes 0`` (the real CLI, no write limit,
+   with the model; ``/readyz`` awaited) on a fresh data directory; closed-loop writers
+   at 1, 2, 4, … 64 connections, a few seconds each: the best accepted writes/s is the
+   rate the server sustains at its best concurrency.
+2. Start a second server on a fresh directory, with the write limit under test (its
+   default unless ``--limit``).
 3. Overload: ``writers`` connections for ``seconds``, each writing as fast as it is
    answered: a third supplied vectors, a third texts (embedded by the server), a third
    compare-and-swap creates (``if_version=0``, half with text). A shed write (503 +
@@ -295,9 +297,36 @@ async def _metrics(port: int) -> dict[str, float]:
     return out
 
 
+async def _best(levels: list[int], seconds: float) -> tuple[float, int, dict[int, float], float]:
+    """The best accepted rate of a server without a write limit, over ``levels``."""
+    data_dir = tempfile.mkdtemp(prefix="hivemem-overload-best-")
+    server = Server(0, data_dir)
+    try:
+        step(f"overload: best rate: hivemem serve --max-inflight-writes 0 on {server.port}")
+        ready = await server.ready()
+        step(f"overload: ready after {ready:.1f}s (model loaded)")
+        await _phase(server.port, 4, 2.0, first=900)  # warm the paths up
+        best_rate, best_level, rates = 0.0, 0, {}
+        first = 1000
+        for level in levels:
+            tally, elapsed = await _phase(server.port, level, seconds, first=first)
+            first += level
+            rate = tally.accepted / elapsed
+            rates[level] = round(rate, 1)
+            p99 = pct(tally.latencies, 99)
+            step(f"overload: {level:3d} writers: {rate:6.1f} accepted/s, p99 {p99:.3f}s")
+            if rate > best_rate:
+                best_rate, best_level = rate, level
+        return best_rate, best_level, rates, ready
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
 async def _run(
     writers: int, seconds: float, limit: int | None, levels: list[int], best_seconds: float
 ) -> dict[str, Any]:
+    best_rate, best_level, rates, _ = await _best(levels, best_seconds)
     data_dir = tempfile.mkdtemp(prefix="hivemem-overload-")
     server = Server(limit, data_dir)
     try:
@@ -305,23 +334,7 @@ async def _run(
         step(f"overload: hivemem serve on port {server.port} (limit {shown})")
         ready = await server.ready()
         step(f"overload: ready after {ready:.1f}s (model loaded)")
-        await _phase(server.port, 4, 2.0, first=900)  # warm the paths up
-        best_rate, best_level, rates = 0.0, 0, {}
-        acked: dict[tuple[str, str], int] = {}
-        first = 1000
-        for level in levels:
-            tally, elapsed = await _phase(server.port, level, best_seconds, first=first)
-            first += level
-            acked.update(tally.acked)
-            rate = tally.accepted / elapsed
-            rates[level] = round(rate, 1)
-            p99 = pct(tally.latencies, 99)
-            step(
-                f"overload: {level:3d} writers: {rate:6.1f} accepted/s, p99 {p99:.3f}s, "
-                f"shed {tally.statuses[503]}"
-            )
-            if rate > best_rate:
-                best_rate, best_level = rate, level
+        await _phase(server.port, 4, 2.0, first=900)
         step(
             f"overload: best {best_rate:.1f} writes/s at {best_level} writers; "
             f"now {writers} writers for {seconds:.0f}s"
@@ -331,7 +344,7 @@ async def _run(
             server.port, writers, seconds, label=f"{writers} writers", first=0
         )
         after = await _metrics(server.port)
-        acked.update(tally.acked)
+        acked = dict(tally.acked)
         missing, exported = await _present(server.port, acked)
         rate = tally.accepted / elapsed
         five_xx = sum(n for s, n in tally.statuses.items() if s >= 500 and s != 503)
