@@ -111,6 +111,25 @@ def test_path_segments_must_be_utf8_after_percent_decoding(
     assert r.status_code == 422 and r.json()["field"] == field
 
 
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/v1/items/team/a%2Fb", "key"),  # was: item b in namespace team/a
+        ("/v1/items/team%2Fx/b", "namespace"),
+        ("/v1/items/team/x/", "key"),  # was: a 307 redirect to item x in namespace team
+        ("/v1/history/team/a%2fb", "key"),
+    ],
+)
+def test_an_item_path_names_exactly_one_item(
+    client: TestClient, store: Memory, path: str, field: str
+) -> None:
+    """Found by tests/test_properties.py: an encoded '/' or an empty key reached another item."""
+    reject(client, store, "PUT", path, field, json={"value": 1}, follow_redirects=False)
+    r = client.get(path, headers=H, follow_redirects=False)
+    assert r.status_code == 422 and r.json()["field"] == field
+    assert store.list("").items == []
+
+
 def test_query_parameters_must_be_utf8(client: TestClient) -> None:
     r = client.get("/v1/items?prefix=%FF", headers=H)
     assert r.status_code == 422 and r.json()["field"] == "prefix"
