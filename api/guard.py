@@ -4,9 +4,10 @@ Frameworks decode leniently: a path or query string with ``%FF`` becomes U+FFFD 
 key silently changes), and a body that is not UTF-8 or nests too deeply fails inside
 a parser as a bare 400 or a recursion error. ``InputGuardMiddleware`` checks the raw
 bytes first, with the checkers of ``memory.validation``, and answers 422 naming the
-field (``key``, ``namespace``, ``path``, the query parameter, ``body``). A ``%2F`` in a
-path segment would be split by the router (``/v1/items/team/a%2Fb`` would write item
-``b`` of ``team/a``): it is a 422 too.
+field (``key``, ``namespace``, ``path``, the query parameter, ``body``). A ``%2F`` in the
+key of an item path would be split by the router (``/v1/items/team/a%2Fb`` would write
+item ``b`` of ``team/a``): a 422 too. In the namespace part ``%2F`` is a separator like
+``/`` (``team%2Fx`` is ``team/x``, as OpenAPI clients encode it), which is unambiguous.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ def _utf8(raw: bytes) -> bool:
 
 
 def check_url(raw_path: bytes, query: bytes) -> None:
-    """Percent-decoded path segments must be valid UTF-8 without ``/``, and query
-    parameters valid UTF-8; an item path ends in a key (``/v1/items/team/x/`` would
+    """Percent-decoded path segments and query parameters must be valid UTF-8, the key
+    of an item path holds no ``%2F``, and an item path ends in a key (``/v1/items/team/x/`` would
     otherwise redirect to item ``x`` of ``team``)."""
     if raw_path.endswith(b"/") and raw_path.startswith(_ITEM_ROUTES) and raw_path.count(b"/") > 3:
         raise InvalidInput("key", "must be a non-empty string")
@@ -45,8 +46,8 @@ def check_url(raw_path: bytes, query: bytes) -> None:
             decoded = unquote_to_bytes(segment)
             if not _utf8(decoded):
                 raise InvalidInput(_path_field(raw_path, i, len(segments)), _NOT_UTF8)
-            if b"/" in decoded:  # the router would split it: another item, silently
-                raise InvalidInput(_path_field(raw_path, i, len(segments)), _SLASH)
+            if b"/" in decoded and i == len(segments) - 1 and raw_path.startswith(_ITEM_ROUTES):
+                raise InvalidInput("key", _SLASH)  # the router would split it: another item
     if query and (b"%" in query or not query.isascii()):
         for pair in query.split(b"&"):
             name, _, value = pair.partition(b"=")
@@ -58,7 +59,7 @@ def check_url(raw_path: bytes, query: bytes) -> None:
 
 
 _NOT_UTF8 = "is not valid UTF-8 after percent-decoding"
-_SLASH = "must not contain '/' (a percent-encoded %2F is not part of a path segment)"
+_SLASH = "must not contain '/' (percent-encoded as %2F, it would name another item)"
 
 
 def _path_field(raw_path: bytes, index: int, count: int) -> str:

@@ -111,8 +111,8 @@ LIMITS: tuple[tuple[str, str, str], ...] = (
     ),
     (
         "URL paths and query strings",
-        "valid UTF-8 after percent-decoding (`%FF` is a 422, never U+FFFD); no path segment "
-        "holds an encoded `/` (`%2F`) and an item path ends in its key",
+        "valid UTF-8 after percent-decoding (`%FF` is a 422, never U+FFFD); the key of an "
+        "item path holds no `%2F` and the path ends in the key",
         "every route",
     ),
     (

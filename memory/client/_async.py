@@ -20,6 +20,7 @@ from hivemem.memory.client._base import (
     RETRY_STATUSES,
     BaseClient,
     Call,
+    awire_lines,
     error_from_response,
     import_chunks,
 )
@@ -465,7 +466,7 @@ class AsyncClient(BaseClient):
         """Current items under ``prefix`` as JSON-ready records, streamed."""
         response = await self._send(self._export_call(prefix, vectors), stream=True)
         try:
-            async for line in response.aiter_lines():
+            async for line in awire_lines(response.aiter_bytes()):
                 if line.strip():
                     yield json.loads(line)
         except httpx.TransportError as exc:
@@ -561,7 +562,7 @@ class AsyncWatchStream:
             await response.aclose()
             return
         self._response = response
-        self._lines = response.aiter_lines()
+        self._lines = awire_lines(response.aiter_bytes())
         self._parser = EventParser()
 
     async def _drop(self) -> None:

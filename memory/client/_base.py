@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import quote
@@ -223,6 +223,62 @@ def item_path(namespace: str, key: str) -> str:
 
 
 _DOT_SEGMENTS = {".": "%2E", "..": "%2E%2E"}
+
+
+class LineSplitter:
+    """Lines of a streamed body, split where NDJSON and SSE frame them: LF, CRLF or CR.
+
+    Never at the other Unicode line boundaries (U+2028, U+0085, …) where ``str.splitlines``
+    and httpx's ``iter_lines`` split: JSON strings hold those raw, so a value with one
+    would be cut in two.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        data = self._buffer + chunk
+        lines: list[str] = []
+        start = 0
+        while True:
+            lf, cr = data.find(b"\n", start), data.find(b"\r", start)
+            end = min(i for i in (lf, cr) if i >= 0) if lf >= 0 or cr >= 0 else -1
+            if end < 0:
+                break
+            if data[end : end + 1] == b"\r":
+                if end + 1 == len(data):  # a CR at the end: an LF may follow in the next chunk
+                    break
+                step = 2 if data[end + 1 : end + 2] == b"\n" else 1
+            else:
+                step = 1
+            lines.append(data[start:end].decode("utf-8", "replace"))
+            start = end + step
+        self._buffer = data[start:]
+        return lines
+
+    def flush(self) -> list[str]:
+        rest, self._buffer = self._buffer, b""
+        if rest.endswith(b"\r"):
+            rest = rest[:-1]
+        return [rest.decode("utf-8", "replace")] if rest else []
+
+
+def wire_lines(chunks: Iterable[bytes]) -> Iterator[str]:
+    """The lines of a streamed NDJSON or SSE body (see ``LineSplitter``)."""
+    splitter = LineSplitter()
+    for chunk in chunks:
+        yield from splitter.feed(chunk)
+    yield from splitter.flush()
+
+
+async def awire_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[str]:
+    """``wire_lines`` over an async body."""
+    splitter = LineSplitter()
+    async for chunk in chunks:
+        for line in splitter.feed(chunk):
+            yield line
+    for line in splitter.flush():
+        yield line
 
 
 def ndjson(records: Iterable[dict[str, Any]]) -> bytes:

@@ -20,6 +20,7 @@ from hivemem.memory.client._base import (
     Call,
     error_from_response,
     import_chunks,
+    wire_lines,
 )
 from hivemem.memory.client._watch import EventParser, Resume, WatchCursor
 from hivemem.memory.errors import HivememError, Unavailable
@@ -458,7 +459,7 @@ class Client(BaseClient):
         """Current items under ``prefix`` as JSON-ready records, streamed."""
         response = self._send(self._export_call(prefix, vectors), stream=True)
         try:
-            for line in response.iter_lines():
+            for line in wire_lines(response.iter_bytes()):
                 if line.strip():
                     yield json.loads(line)
         except httpx.TransportError as exc:
@@ -558,7 +559,7 @@ class WatchStream:
                 response.close()
                 return
             self._response = response
-            self._lines = response.iter_lines()
+            self._lines = wire_lines(response.iter_bytes())
             self._parser = EventParser()
 
     def _drop(self) -> None:

@@ -285,3 +285,53 @@ def test_export_streams_json_lines() -> None:
     body = b'{"key": "a"}\n\n{"key": "b"}\n'
     c = client_for(lambda r: httpx.Response(200, content=body))
     assert [r["key"] for r in c.export("team")] == ["a", "b"]
+
+
+# -- line framing of streamed bodies ---------------------------------------------------
+
+SEPARATORS = "\u2028\u2029\x85"  # Unicode line boundaries that JSON strings hold raw
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 4096])
+def test_streams_split_lines_at_lf_crlf_cr_only(chunk: int) -> None:
+    """Found by tests/test_properties.py: export broke a value holding U+2028 in two."""
+    from hivemem.memory.client._base import wire_lines
+
+    text = "a\u2028b\r\nc\x85d\re\u2029\n\nlast".encode()
+    chunks = [text[i : i + chunk] for i in range(0, len(text), chunk)]
+    assert list(wire_lines(chunks)) == ["a\u2028b", "c\x85d", "e\u2029", "", "last"]
+
+
+def test_export_and_watch_deliver_values_with_unicode_line_separators() -> None:
+    records = [{**ITEM, "key": f"k{i}", "value": f"one{s}two"} for i, s in enumerate(SEPARATORS)]
+    body = b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records)
+    change = {
+        "revision": 7,
+        "op": "put",
+        "namespace": "team/notes",
+        "key": "k",
+        "version": 2,
+        "item": records[0],
+        "author": "admin",
+        "time": "2026-01-01T00:00:00Z",
+    }
+    sse = b"id: 7\nevent: changes\ndata: " + json.dumps([change], ensure_ascii=False).encode()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/v1/export"):
+            return httpx.Response(200, content=body)
+        return httpx.Response(200, content=sse + b"\n\n")
+
+    with client_for(handler) as c:
+        assert [r["value"] for r in c.export()] == [f"one{s}two" for s in SEPARATORS]
+        stream = c.watch("team")
+        assert next(stream).item.value == "one\u2028two"  # type: ignore[union-attr]
+        stream.close()
+
+    async def run() -> list[Any]:
+        async with AsyncClient(
+            "http://hivemem.test/base/", "hm_key", transport=httpx.MockTransport(handler)
+        ) as ac:
+            return [r["value"] async for r in ac.export()]
+
+    assert asyncio.run(run()) == [f"one{s}two" for s in SEPARATORS]
