@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hivemem.api.console import mount_console
 from hivemem.api.deps import document_security
 from hivemem.api.guard import InputGuardMiddleware
+from hivemem.api.links import document_links
 from hivemem.api.metrics import Metrics, MetricsMiddleware
 from hivemem.api.problems import (
     InternalErrorMiddleware,
@@ -108,9 +109,10 @@ def create_app(settings: Settings | None = None, memory: Memory | None = None) -
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = document_security(
+            schema = document_security(
                 document_shedding(document_problems(FastAPI.openapi(app)))
             )
+            app.openapi_schema = document_links(schema)
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -156,7 +156,27 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
     response = problem_response(_HTTPProblem(exc.status_code, title))
     for name, value in (exc.headers or {}).items():
         response.headers[name] = value
+    if exc.status_code == 405:
+        response.headers["Allow"] = ", ".join(_allowed_methods(request))
     return response
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this path (the router names only the first
+    route that matched the path, and FastAPI makes one route per method)."""
+    from starlette.routing import Match
+
+    def flat(routes: Any) -> Any:  # FastAPI >= 0.130 nests included routers
+        for route in routes:
+            inner = getattr(route, "original_router", None)
+            yield from flat(inner.routes) if inner is not None else (route,)
+
+    methods: set[str] = set()
+    for route in flat(request.app.router.routes):
+        match, _ = route.matches({**request.scope, "method": "\x00"})
+        if match is Match.PARTIAL:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 class InternalErrorMiddleware:

@@ -79,7 +79,7 @@ def list_grants(mem: Caller, principal: PrincipalQuery = None) -> list[Grant]:
 @router.put(
     "/v1/grants",
     summary="Grant a permission",
-    responses={**ok(GRANT), **problem_responses(401, 403, 422)},
+    responses={**ok(GRANT), **problem_responses(401, 403, 409, 422)},
 )
 def put_grant(
     mem: Caller,
@@ -88,7 +88,9 @@ def put_grant(
         Body(openapi_examples={"write": {"summary": "Let planner write team/*", "value": GRANT}}),
     ],
 ) -> Grant:
-    """Give ``principal`` ``permission`` under ``prefix`` (replaces its grant there)."""
+    """Give ``principal`` ``permission`` under ``prefix`` (replaces its grant there).
+
+    409 when it would downgrade the last store-wide admin."""
     return mem.grant(body.principal, body.prefix, body.permission)
 
 
@@ -97,14 +99,14 @@ def put_grant(
     summary="Revoke a grant",
     status_code=204,
     response_class=Response,
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(401, 403, 409, 422),
 )
 def delete_grant(
     mem: Caller,
     principal: Annotated[str, Query(description="Whose grant.", examples=["planner"])],
     prefix: Annotated[str, Query(description="The granted prefix.", examples=["team"])] = "",
 ) -> Response:
-    """Remove ``principal``'s grant on exactly ``prefix``."""
+    """Remove ``principal``'s grant on exactly ``prefix`` (409 for the last store-wide admin)."""
     mem.revoke(principal, prefix)
     return Response(status_code=204)
 

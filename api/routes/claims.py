@@ -26,7 +26,7 @@ router = APIRouter(tags=["claims"])
 class ClaimRequest(BaseModel):
     """The body of ``POST /v1/claims``: the arguments of ``Memory.claim``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     namespace: str
     key: str | None = Field(None, description="Claim this task; default: the oldest open one.")
@@ -39,7 +39,7 @@ class ClaimRequest(BaseModel):
 class TokenRequest(BaseModel):
     """A fencing token (and, to complete, the task's new value)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     token: str
     value: Any = Field(None, description="complete only: the task's new value (null keeps it).")

@@ -30,7 +30,7 @@ router = APIRouter(tags=["leases"])
 class LeaseRequest(BaseModel):
     """The body of ``POST /v1/leases``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     ttl: float = Field(10, description="Seconds the lease lives without a keepalive.")
 

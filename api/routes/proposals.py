@@ -25,7 +25,7 @@ router = APIRouter(tags=["proposals"])
 class ReviewRequest(BaseModel):
     """Why a reviewer approves or rejects."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     reason: str | None = Field(None, description="Recorded with the review.")
 

@@ -92,7 +92,7 @@ def search(
 class RecallRequest(BaseModel):
     """The arguments of ``Memory.recall`` (tokens are counted by the model's tokenizer)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     query: str | None = Field(None, description="Query text (needed unless `vector` is given).")
     namespaces: list[str] | None = Field(None, description="Namespace prefixes to search.")

@@ -43,7 +43,7 @@ _ETAG = re.compile(r'\s*"(\d{1,19})"\s*')
 class UpdateBody(BaseModel):
     """The body of a ``PATCH`` in ``application/vnd.hivemem.update+json``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     ops: list[dict[str, Any]] = Field(
         description="JSON Patch operations plus increment, append, add_to_set, remove_from_set."

@@ -291,3 +291,59 @@ def test_int64_bounds_are_inclusive(client: TestClient, store: Memory) -> None:
     flt = json.dumps({"n": {"$gte": INT64_MAX}})
     r = client.get("/v1/items", params={"filter": flt}, headers=H)
     assert r.status_code == 200 and len(r.json()["items"]) == 1
+
+
+def test_every_request_body_model_is_strict(app) -> None:  # type: ignore[no-untyped-def]
+    """Found by schemathesis: ``POST /v1/leases {"ttl": true}`` granted a 1 s lease (a
+    lax model turned the boolean into 1.0 before the engine's checks saw it)."""
+    import importlib
+    import pkgutil
+    import re
+
+    from pydantic import BaseModel
+
+    import hivemem.api.routes as routes
+
+    bodies = set(re.findall(r'"#/components/schemas/(\w+)"', json.dumps(
+        [op.get("requestBody", {}) for path in app.openapi()["paths"].values()
+         for op in path.values()]
+    )))  # fmt: skip
+    classes = {}
+    for info in pkgutil.iter_modules(routes.__path__):
+        module = importlib.import_module(f"{routes.__name__}.{info.name}")
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, BaseModel):
+                classes[value.__name__] = value
+    models = {classes[name] for name in bodies if name in classes}
+    assert len(models) >= 10
+    lax = [m.__name__ for m in models if not m.model_config.get("strict")]
+    assert lax == []
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/leases", {"ttl": True}, "ttl"),
+        ("/v1/claims", {"namespace": "own/tasks", "ttl": True}, "ttl"),
+        ("/v1/recall", {"query": "q", "k": True}, "k"),
+        ("/v1/recall", {"query": "q", "budget_tokens": "100"}, "budget_tokens"),
+    ],
+)
+def test_booleans_and_strings_are_not_numbers_in_any_body(
+    client: TestClient, store: Memory, path: str, body: dict[str, Any], field: str
+) -> None:
+    reject(client, store, "POST", path, field, json=body)
+
+
+def test_a_405_allows_every_method_of_the_path(client: TestClient) -> None:
+    """Found by schemathesis: the router named only the first route's method."""
+    r = client.options("/v1/items/own/k", headers=H)
+    assert r.status_code == 405
+    assert set(r.headers["Allow"].split(", ")) >= {"DELETE", "GET", "PATCH", "PUT"}
+    allow = client.post("/v1/grants", headers=H, json={}).headers["Allow"]
+    assert set(allow.split(", ")) - {"HEAD"} == {"DELETE", "GET", "PUT"}
+
+
+def test_the_last_admin_conflict_is_documented(app) -> None:  # type: ignore[no-untyped-def]
+    paths = app.openapi()["paths"]["/v1/grants"]
+    assert "409" in paths["put"]["responses"] and "409" in paths["delete"]["responses"]
