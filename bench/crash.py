@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 
 from hivemem.memory.client import Client
-from hivemem.memory.errors import Conflict, HivememError
+from hivemem.memory.errors import Conflict, HivememError, NotFound
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_KEY = "crash-admin-key-0123456789abcdef"
@@ -143,7 +143,7 @@ def _writer(kind: str, url: str, acks: Acks, stop: threading.Event, seed: int) -
             n += 1
             try:
                 _one_write(kind, client, acks, rng, n)
-            except Conflict:
+            except (Conflict, NotFound):  # lost a race / deleted what was not there
                 continue
             except (HivememError, httpx.HTTPError, OSError) as exc:
                 with acks.lock:

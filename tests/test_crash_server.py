@@ -17,6 +17,7 @@ pytestmark = pytest.mark.slow
 
 def test_sigkilled_server_loses_no_acknowledged_write() -> None:
     result = crash.run(kills=5, backend="sqlite", window=(0.5, 1.2))
+    print(result)
     assert result["acknowledged"] > 50, result
     assert result["lost"] == 0, result["first_lost"]
     assert result["revision_gaps"] == 0, result["first_gaps"]
