@@ -13,7 +13,7 @@ DATA ?= ./data
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install install-runtime serve test lint bench bench-large screenshot chromium clean
+.PHONY: install install-runtime serve test lint bench bench-large soak screenshot chromium clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -59,6 +59,12 @@ bench: install
 # The 1,000,000-item approximate-search point (tens of minutes on 2 cores).
 bench-large: install
 	$(PY) -m bench.run --only ann --large $(BENCH_ARGS)
+
+# The fault battery at full counts (SIGKILLs, CAS races, index damage, guessing, a
+# stalled watcher, two servers on one directory, overload, property test, schemathesis);
+# writes the Reliability section of bench/RESULTS.md. SOAK_ARGS=--quick: reduced counts.
+soak: install
+	$(PY) -m bench.soak $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

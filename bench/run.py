@@ -375,6 +375,10 @@ def report(r: dict[str, Any]) -> str:
         lines += _agents().report(r["agents"])
     if "updates" in r:
         lines += _updates().report(r["updates"])
+    if "reliability" in r:  # written by `make soak` (bench/soak.py), kept by `make bench`
+        from bench import soak
+
+        lines += soak.report(r["reliability"])
     return "\n".join(lines) + "\n"
 
 
