@@ -373,13 +373,20 @@ def stalled_watcher(writes: int) -> Result:
         resume = last_ids[-1] if last_ids else start
         # Resume where the stalled watcher stopped: everything after it arrives.
         got: list[int] = []
-        with Client(server.url, api_key=crash.ADMIN_KEY) as c:
-            stream = c.watch(["soak"], since=resume)
-            for change in stream:
-                got.append(change.revision)
-                if change.revision >= end:
-                    break
-            stream.close()
+        if resume < end:
+            with Client(server.url, api_key=crash.ADMIN_KEY) as c:
+                stream = c.watch(["soak"], since=resume)
+
+                def read() -> None:
+                    for change in stream:
+                        got.append(change.revision)
+                        if change.revision >= end:
+                            return
+
+                reader = threading.Thread(target=read, daemon=True)
+                reader.start()
+                reader.join(timeout=300)
+                stream.close()
         revisions = sorted(set(got))
         expected = list(range(resume + 1, end + 1))
     return {
