@@ -320,9 +320,13 @@ def stalled_watcher(writes: int) -> Result:
         with Client(server.url, api_key=crash.ADMIN_KEY) as c:
             c.put("soak/w", "first", 0)
             start = c.revision
+            c.search("load the model first", namespaces=["soak"])  # its memory is not ours
         rss0 = _rss_mb(server.proc.pid)
-        sock = socket.create_connection(("127.0.0.1", server.port))
+        # A small receive window, set before connecting (shrinking it afterwards makes
+        # the kernel drop data and back off for minutes): the server's sends block soon.
+        sock = socket.socket()
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", server.port))
         sock.sendall(
             f"GET /v1/watch?namespaces=soak&since={start} HTTP/1.1\r\nHost: x\r\n"
             f"Authorization: Bearer {crash.ADMIN_KEY}\r\n\r\n".encode()
