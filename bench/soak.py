@@ -503,7 +503,15 @@ def overload(quick: bool) -> Result:
         return {"not_run": "bench/overload.py has no run()"}
     step("overload: bench/overload.py run()")
     try:
-        result = run(quick=quick) if "quick" in run.__code__.co_varnames else run()
+        import inspect
+
+        params = inspect.signature(run).parameters
+        kwargs: dict[str, Any] = {}
+        if quick and "quick" in params:
+            kwargs["quick"] = True
+        elif quick and "seconds" in params:
+            kwargs["seconds"] = 10.0
+        result = run(**kwargs)
     except Exception as exc:  # noqa: BLE001 - reported, not hidden
         return {"not_run": f"run() raised {type(exc).__name__}: {exc}"}
     return dict(result)
@@ -628,7 +636,13 @@ def report(r: Result) -> list[str]:
         if "not_run" in x:
             lines.append(f"- Overload run: not run ({x['not_run']}).")
         else:
-            lines.append(f"- Overload run: {json.dumps(x, sort_keys=True)}.")
+            flat = {k: v for k, v in x.items() if not isinstance(v, dict | list)}
+            goals = x.get("goals")
+            lines.append(
+                f"- Overload run (bench/overload.py): {json.dumps(flat, sort_keys=True)}"
+                + (f"; goals {json.dumps(goals, sort_keys=True)}" if goals else "")
+                + "."
+            )
     if "properties" in r:
         x = r["properties"]
         lines.append(
