@@ -109,9 +109,7 @@ def create_app(settings: Settings | None = None, memory: Memory | None = None) -
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = document_security(
-                document_shedding(document_problems(FastAPI.openapi(app)))
-            )
+            schema = document_security(document_shedding(document_problems(FastAPI.openapi(app))))
             app.openapi_schema = document_links(schema)
         return app.openapi_schema
 
