@@ -4,13 +4,15 @@
 framework's own routes (``/openapi.json``, ``/docs``) that carry no API route object.
 ``UnknownQueryMiddleware`` answers 422 naming the parameter when a request to a route
 carries a query parameter the route does not declare: a misspelt ``if_versoin`` would
-otherwise be ignored and the write would go through unconditionally.
+otherwise be ignored and the write would go through unconditionally. Likewise for a
+single-valued parameter given twice (``?filter=a&filter=b``): the framework would keep
+the last one silently.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, get_args, get_origin
 from urllib.parse import parse_qsl
 
 from fastapi.routing import APIRoute
@@ -21,7 +23,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from hivemem.api.problems import problem_response
 from hivemem.memory.errors import InvalidInput
 
-__all__ = ["route_template", "UnknownQueryMiddleware", "declared_query", "api_routes"]
+__all__ = [
+    "route_template",
+    "UnknownQueryMiddleware",
+    "declared_query",
+    "repeatable_query",
+    "api_routes",
+]
 
 
 def route_template(scope: Scope) -> str | None:
@@ -61,12 +69,35 @@ def declared_query(route: APIRoute) -> frozenset[str]:
     return frozenset(names)
 
 
+def repeatable_query(route: APIRoute) -> frozenset[str]:
+    """The query parameters of ``route`` that take a list (may be given repeatedly)."""
+
+    def is_list(annotation: Any) -> bool:
+        if get_origin(annotation) in (list, tuple, set, frozenset):
+            return True
+        return any(is_list(arg) for arg in get_args(annotation))
+
+    names: set[str] = set()
+    stack = [route.dependant]
+    while stack:
+        dependant = stack.pop()
+        for param in dependant.query_params:
+            if is_list(getattr(param.field_info, "annotation", None)):
+                names.add(param.alias)
+        stack.extend(dependant.dependencies)
+    for extra in (route.openapi_extra or {}).get("parameters", ()):
+        if extra.get("in") == "query" and extra.get("schema", {}).get("type") == "array":
+            names.add(extra["name"])
+    return frozenset(names)
+
+
 class UnknownQueryMiddleware:
     """422 for a query parameter the matched API route does not declare."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self._declared: dict[int, frozenset[str]] = {}
+        self._repeatable: dict[int, frozenset[str]] = {}
         self._routes: list[APIRoute] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -77,21 +108,27 @@ class UnknownQueryMiddleware:
         if unknown is None:
             await self.app(scope, receive, send)
             return
-        err = InvalidInput(unknown, "is not a parameter of this route")
-        await problem_response(err)(scope, receive, send)
+        name, detail = unknown
+        await problem_response(InvalidInput(name, detail))(scope, receive, send)
 
-    def _unknown(self, scope: Scope) -> str | None:
+    def _unknown(self, scope: Scope) -> tuple[str, str] | None:
         route = self._match(scope)
         if route is None:
             return None  # routing answers (404, 405)
-        declared = self._declared.get(id(route))
-        if declared is None:
-            declared = self._declared[id(route)] = declared_query(route)
+        known = self._declared.get(id(route))
+        if known is None:
+            known = self._declared[id(route)] = declared_query(route)
+            self._repeatable[id(route)] = repeatable_query(route)
+        repeatable = self._repeatable[id(route)]
         raw: bytes = scope["query_string"]
         query = raw.decode("utf-8", "replace")  # the guard checked it is UTF-8
+        seen: set[str] = set()
         for name, _ in parse_qsl(query, keep_blank_values=True):
-            if name not in declared:
-                return str(name)
+            if name not in known:
+                return str(name), "is not a parameter of this route"
+            if name in seen and name not in repeatable:
+                return str(name), "is given more than once (it takes one value)"
+            seen.add(name)
         return None
 
     def _match(self, scope: Scope) -> APIRoute | None:

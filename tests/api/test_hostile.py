@@ -347,3 +347,29 @@ def test_a_405_allows_every_method_of_the_path(client: TestClient) -> None:
 def test_the_last_admin_conflict_is_documented(app) -> None:  # type: ignore[no-untyped-def]
     paths = app.openapi()["paths"]["/v1/grants"]
     assert "409" in paths["put"]["responses"] and "409" in paths["delete"]["responses"]
+
+
+def test_a_single_valued_query_parameter_given_twice_is_422(
+    client: TestClient, store: Memory
+) -> None:
+    """Found by schemathesis at full counts: ``?filter=a&filter=b`` kept the last value
+    silently (and a watch then answered 410 for a request that was malformed)."""
+    for path, field in [
+        ("/v1/watch?filter=0.0&filter=", "filter"),
+        ("/v1/items?prefix=own&prefix=other", "prefix"),
+        ("/v1/items/own/k?at_revision=1&at_revision=2", "at_revision"),
+    ]:
+        r = client.get(path, headers=H)
+        assert r.status_code == 422 and r.json()["field"] == field, r.text
+    reject(client, store, "DELETE", "/v1/items/own/k?if_version=0&if_version=5", "if_version")
+    store.put("own", "a", 1)
+    store.put("own", "b", 2)
+    r = client.get("/v1/items?prefix=own&limit=1", headers=H)  # list params stay usable
+    assert r.status_code == 200
+
+
+def test_list_query_parameters_may_repeat(app) -> None:  # type: ignore[no-untyped-def]
+    from hivemem.api.routing import api_routes, repeatable_query
+
+    watch = next(r for r in api_routes(app.routes) if r.path == "/v1/watch")
+    assert "namespaces" in repeatable_query(watch) and "since" not in repeatable_query(watch)
