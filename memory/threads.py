@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from hivemem.memory.files import write_view_file
 from hivemem.memory.index.keyword import KeywordIndex
 from hivemem.memory.log.base import Row
 from hivemem.memory.text import Analyzed, analyze
@@ -238,18 +239,7 @@ class KeywordView:
             },
             ensure_ascii=False,
         ).encode()
-        tmp = f"{path}.tmp"
-        with open(tmp, "wb") as fh:
-            fh.write(_MAGIC + struct.pack("<Q", len(header)) + header)
-            fh.write(body)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        dirfd = os.open(os.path.dirname(os.path.abspath(path)), os.O_RDONLY)
-        try:
-            os.fsync(dirfd)
-        finally:
-            os.close(dirfd)
+        write_view_file(path, _MAGIC, header, body)
         return revision
 
     def load(self, path: str) -> tuple[str | None, Any]:

@@ -17,15 +17,7 @@ def test_concurrent_blind_writes_share_commits_and_keep_their_own_revisions(
     sqlite_mem: Memory,
 ) -> None:
     mem = sqlite_mem
-    log = mem._core.log
-    groups: list[int] = []
-    real = log.commit_group
-
-    def counting(batch: Any) -> Any:
-        groups.append(len(batch))
-        return real(batch)
-
-    log.commit_group = counting  # type: ignore[method-assign]
+    groups = _count_groups(mem)
     results: dict[int, list[tuple[int, int]]] = {}
 
     def work(i: int) -> None:
@@ -50,6 +42,20 @@ def test_concurrent_blind_writes_share_commits_and_keep_their_own_revisions(
     assert mem.revision == 640
     assert [c.revision for c in _changes(mem)] == list(range(1, 641))
     assert groups and max(groups) > 1  # some commits really were shared
+
+
+def _count_groups(mem: Memory) -> list[int]:
+    """The size of every shared commit from now on (wraps the log's commit_group)."""
+    log = mem._core.log
+    groups: list[int] = []
+    real = log.commit_group
+
+    def counting(batch: Any) -> Any:
+        groups.append(len(batch))
+        return real(batch)
+
+    log.commit_group = counting  # type: ignore[method-assign]
+    return groups
 
 
 def _changes(mem: Memory) -> list[Any]:
@@ -123,15 +129,7 @@ def test_an_embedder_less_store_without_vectors_shares_commits_too(tmp_path: Any
     """Only a plan carrying the first vector must commit alone; plain values never fix the
     store's dimension, so they share commits even before any vector was stored."""
     mem = Memory.open(str(tmp_path / "bare"), embedder=None, reaper_interval=None)
-    log = mem._core.log
-    groups: list[int] = []
-    real = log.commit_group
-
-    def counting(batch: Any) -> Any:
-        groups.append(len(batch))
-        return real(batch)
-
-    log.commit_group = counting  # type: ignore[method-assign]
+    groups = _count_groups(mem)
     barrier = threading.Barrier(8)
 
     def work() -> None:

@@ -27,6 +27,7 @@ from collections.abc import Collection, Sequence
 import faiss
 import numpy as np
 
+from hivemem.memory.files import write_view_file
 from hivemem.memory.index.partition import HnswParams, Partition
 
 __all__ = ["FaissIndex", "HnswParams"]
@@ -319,18 +320,7 @@ class FaissIndex:
                     "sha256": hashlib.sha256(body).hexdigest(),
                 }
             ).encode()
-            tmp = f"{self.path}.tmp"
-            with open(tmp, "wb") as fh:
-                fh.write(_MAGIC + struct.pack("<Q", len(header)) + header)
-                fh.write(body)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-            dirfd = os.open(os.path.dirname(os.path.abspath(self.path)), os.O_RDONLY)
-            try:
-                os.fsync(dirfd)
-            finally:
-                os.close(dirfd)
+            write_view_file(self.path, _MAGIC, header, body)
 
     def load(self) -> bool:
         if self.path is None or not os.path.exists(self.path):
