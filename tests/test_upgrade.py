@@ -83,7 +83,10 @@ def _previous_release(tmp_path: Path) -> Path:
     except (OSError, subprocess.CalledProcessError) as exc:
         pytest.skip(f"the previous release {PREVIOUS} is not in this checkout's history: {exc}")
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(where, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python 3.11.4+: refuse links out of `where`
+            tar.extractall(where, filter="data")
+        else:  # our own git archive of a tagged release: its members are trusted
+            tar.extractall(where)  # noqa: S202
     return where
 
 
