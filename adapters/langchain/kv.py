@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from abc import abstractmethod
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -31,11 +32,13 @@ class _KVStore(BaseStore[str, V], Generic[V]):
         self.memory = memory
         self.namespace = namespace
 
+    @abstractmethod
     def _encode(self, value: V) -> Any:
-        raise NotImplementedError
+        """The item value stored for ``value`` (each concrete store says how)."""
 
+    @abstractmethod
     def _decode(self, item: Item) -> V:
-        raise NotImplementedError
+        """The store's value read back from ``item``."""
 
     def mget(self, keys: Sequence[str]) -> list[V | None]:
         """The values of ``keys`` (None where absent), read in one snapshot."""
