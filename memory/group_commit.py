@@ -19,6 +19,7 @@ lost (measured: 5-8x fewer successful CAS increments at 32 writers).
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,14 @@ from hivemem.memory.log.base import Plan, Row, StateLog
 __all__ = ["GroupCommitter", "OnCommit"]
 
 Outcome = tuple[int, list[Row], Any]
+
+
+def _held_lock() -> Any:
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 #: Called under the write lock, in revision order, after the commit that made it durable.
 OnCommit = Callable[[int, list[Row], Any], None]
 
@@ -40,17 +49,27 @@ class _Ticket:
     done: bool = False
     outcome: Outcome | None = None
     error: BaseException | None = field(default=None)
+    #: Held until the caller may go on: released once, when its commit is done or when
+    #: it is handed the lead. One lock per caller: a commit wakes only its own callers.
+    wake: Any = field(default_factory=_held_lock)
 
 
 class GroupCommitter:
-    """Commits plans for concurrent callers, batching those that arrive while one commits."""
+    """Commits plans for concurrent callers, batching those that arrive while one commits.
+
+    The first caller to find no leader leads: it takes every queued plan (at most
+    ``max_batch``), commits them as one transaction, wakes their callers and hands the
+    lead to the caller first in the queue, if any. Each waiting caller sleeps on a lock
+    of its own, so a commit wakes exactly the callers it served plus the next leader
+    (with one condition for all, every commit woke every waiting thread).
+    """
 
     def __init__(self, log: StateLog, write_lock: Any, max_batch: int = 256) -> None:
         self.log = log
         self.write_lock = write_lock
         self.max_batch = max_batch
-        self._cond = threading.Condition(threading.Lock())
-        self._queue: list[_Ticket] = []
+        self._mutex = threading.Lock()
+        self._queue: deque[_Ticket] = deque()
         self._leading = False
 
     def commit(
@@ -66,12 +85,12 @@ class GroupCommitter:
             # that lock would wait forever on us, so commit directly.
             return self._direct(author, plan, on_commit)
         ticket = _Ticket(author, plan, on_commit)
-        with self._cond:
+        with self._mutex:
             self._queue.append(ticket)
-            while self._leading and not ticket.done:
-                self._cond.wait()
-            if not ticket.done:
-                self._leading = True
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            ticket.wake.acquire()  # done, or handed the lead
         if not ticket.done:
             self._lead()
         if ticket.error is not None:
@@ -86,21 +105,28 @@ class GroupCommitter:
         return outcome
 
     def _lead(self) -> None:
-        """Commit what is queued, as many rounds as arrive while committing, then hand over."""
+        """Commit what is queued (this caller's plan first), then hand the lead over."""
+        batch: list[_Ticket] = []
         try:
-            while True:
-                with self._cond:
-                    batch = self._queue[: self.max_batch]
-                    del self._queue[: len(batch)]
-                if not batch:
-                    return
-                self._commit_batch(batch)
-                with self._cond:
-                    self._cond.notify_all()
+            with self._mutex:
+                while self._queue and len(batch) < self.max_batch:
+                    batch.append(self._queue.popleft())
+            self._commit_batch(batch)
+        except BaseException as exc:  # interrupted: whoever has no answer gets this one
+            for ticket in batch:
+                if ticket.outcome is None and ticket.error is None:
+                    ticket.error = exc
+            raise
         finally:
-            with self._cond:
-                self._leading = False
-                self._cond.notify_all()
+            for ticket in batch:
+                ticket.done = True
+            with self._mutex:
+                successor = self._queue[0] if self._queue else None
+                self._leading = successor is not None
+            for ticket in batch[1:]:  # batch[0] is this caller's own ticket
+                ticket.wake.release()
+            if successor is not None:
+                successor.wake.release()
 
     def _commit_batch(self, batch: list[_Ticket]) -> None:
         with self.write_lock:
