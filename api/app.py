@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hivemem.api.console import mount_console
-from hivemem.api.deps import document_security
+from hivemem.api.deps import document_security, worker_pool
 from hivemem.api.guard import InputGuardMiddleware
 from hivemem.api.links import document_links
 from hivemem.api.metrics import Metrics, MetricsMiddleware
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None, memory: Memory | None = None) -
             if mcp is not None:
                 await stack.enter_async_context(mcp[1])
             yield
+        app.state.worker_pool.shutdown(wait=True)
         if owned:
             memory.close()
 
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, memory: Memory | None = None) -
     )
     app.state.memory = memory
     app.state.settings = settings
+    app.state.worker_pool = worker_pool()
     app.state.metrics = Metrics()
     app.state.write_gate = WriteGate(settings.max_inflight_writes, settings.shed_retry_after)
     app.state.metrics.write_gate = app.state.write_gate

@@ -8,14 +8,13 @@ namespace ``team/project/notes``.
 from __future__ import annotations
 
 import json
-import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from hivemem.api.deps import Caller
+from hivemem.api.deps import Caller, query_int
 from hivemem.api.problems import problem_responses
 from hivemem.api.routes.examples import ITEM, PROPOSAL, TOMBSTONE, ok
 from hivemem.memory.errors import InvalidInput
@@ -174,18 +173,6 @@ async def get_item(mem: Caller, request: Request) -> Response:
     # The version as an entity tag: PATCH takes it back as If-Match.
     headers = {"ETag": f'"{item.version}"'}
     return Response(item.model_dump_json(), media_type="application/json", headers=headers)
-
-
-_INT = re.compile(r"[+-]?[0-9]{1,40}")
-
-
-def query_int(request: Request, name: str) -> int | None:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return None
-    if not _INT.fullmatch(raw):
-        raise InvalidInput(name, "Input should be a valid integer")
-    return int(raw)
 
 
 @router.delete(

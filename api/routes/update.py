@@ -13,19 +13,16 @@ the new version as ``ETag``.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from hivemem.api.deps import Caller
+from hivemem.api.deps import blocking, caller, query_int
 from hivemem.api.problems import problem_responses
 from hivemem.api.routes.examples import ITEM, PROPOSAL, ok
-from hivemem.api.routes.items import query_int
 from hivemem.memory.errors import HivememError, InvalidInput
 from hivemem.memory.models import Item, MetadataValue, Proposal
 from hivemem.memory.ops import validate_model
@@ -227,7 +224,7 @@ _REQUEST_BODY = {
         **problem_responses(401, 403, 404, 409, 413, 415, 422),
     },
 )
-async def patch_item(mem: Caller, request: Request) -> Response:
+async def patch_item(request: Request) -> Response:
     """Apply the operations to the current value in one revision; returns the new item.
 
     Concurrent updates never conflict with each other; a failed ``test`` or a stale
@@ -235,9 +232,11 @@ async def patch_item(mem: Caller, request: Request) -> Response:
     ``ops[i].path``. Nothing is written on any error. Operations need ``write``; a
     merge patch is a put, so a principal with only ``propose`` gets 202 and a proposal.
     """
-    # A hot route (shared counters): its parameters are read directly, as get-by-key's
-    # are, and declared for OpenAPI in ``_PARAMETERS``; the guard middleware has already
-    # checked that the body is UTF-8 and not too deep.
+    # A hot route (shared counters): the caller and the parameters are read directly
+    # (no dependency solving; declared for OpenAPI in ``_PARAMETERS`` and by
+    # ``document_security``), the store is called through ``blocking``; the guard
+    # middleware has already checked that the body is UTF-8 and not too deep.
+    mem = await caller(request)
     namespace, key = request.path_params["namespace"], request.path_params["key"]
     query = request.query_params
     if_version = query_int(request, "if_version")
@@ -262,8 +261,15 @@ async def patch_item(mem: Caller, request: Request) -> Response:
         for i, op in enumerate(body):
             if isinstance(op, dict) and op.get("op") in EXTENSION_OPS:
                 raise InvalidInput(f"ops[{i}].op", f"needs Content-Type {HIVEMEM_UPDATE}")
-        item = await run_in_threadpool(
-            mem.update, namespace, key, body, if_version=expected, create=create, fence=fence
+        item = await blocking(
+            request,
+            mem.update,
+            namespace,
+            key,
+            body,
+            if_version=expected,
+            create=create,
+            fence=fence,
         )
     elif media == HIVEMEM_UPDATE:
         if not isinstance(body, dict):
@@ -277,12 +283,17 @@ async def patch_item(mem: Caller, request: Request) -> Response:
             if options["fence"] not in (None, fence):
                 raise InvalidInput("fence", "disagrees with ?fence")
             options["fence"] = fence
-        item = await run_in_threadpool(mem.update, namespace, key, **options)
+        item = await blocking(request, mem.update, namespace, key, **options)
     elif media == MERGE_PATCH:
-        written = await run_in_threadpool(
-            functools.partial(
-                mem.put, namespace, key, body, merge="patch", if_version=expected, fence=fence
-            )
+        written = await blocking(
+            request,
+            mem.put,
+            namespace,
+            key,
+            body,
+            merge="patch",
+            if_version=expected,
+            fence=fence,
         )
         if isinstance(written, Proposal):  # a proposer's merge patch waits for review
             return Response(
