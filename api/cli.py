@@ -580,7 +580,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-inflight-writes",
         type=int,
         metavar="N",
-        help="writes run at once per process; more are answered 503 + Retry-After "
+        help="writes always run at once per process; up to 4x more while writes finish "
+        "within HIVEMEM_SHED_LATENCY on average, the rest are answered 503 + Retry-After "
         "(default 16, 0 = no limit)",
     )
     p.add_argument("--log-level", default="info", help="uvicorn log level")

@@ -89,6 +89,14 @@ class Metrics:
             gauges.append(
                 ("hivemem_writes_in_flight_limit", "The write limit (0: none).", gate.limit)
             )
+            gauges.append(
+                (
+                    "hivemem_write_latency_average_seconds",
+                    "Moving average of write latency (beyond the limit, writes run while "
+                    "it is under the shed latency).",
+                    round(gate.average, 6),
+                )
+            )
         for name, help_text, value in gauges:
             out += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value}"]
         if gate is not None:

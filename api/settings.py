@@ -38,9 +38,13 @@ class Settings:
     #: ``faiss://`` (default, in data_dir), ``qdrant://host:6333`` (a Qdrant server that
     #: replicas share) or ``qdrant+edge:///path`` (Qdrant's engine in process).
     index_url: str | None = None
-    #: Write requests one process runs at once; the next is answered 503 with
-    #: ``Retry-After`` straight away (0: no limit). See ``api/shedding.py``.
+    #: Write requests one process always runs at once; beyond them (up to 4x) a write
+    #: runs only while writes finish within ``shed_latency`` on average, else it is
+    #: answered 503 with ``Retry-After`` straight away (0: no limit). See
+    #: ``api/shedding.py``.
     max_inflight_writes: int = 16
+    #: Seconds: the average write latency under which writes beyond the limit still run.
+    shed_latency: float = 0.15
     #: The ``Retry-After`` (seconds) of a shed write.
     shed_retry_after: int = 1
 

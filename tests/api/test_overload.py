@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from hivemem.api.app import create_app
 from hivemem.api.cli import build_parser, server_settings
 from hivemem.api.settings import Settings
-from hivemem.api.shedding import WriteGate, is_shed_route
+from hivemem.api.shedding import BURST, WriteGate, is_shed_route
 from hivemem.memory import Memory
 from hivemem.memory.client import AsyncClient, Client
 from hivemem.memory.errors import Overloaded
@@ -53,7 +53,8 @@ def test_a_write_beyond_the_limit_is_503_with_retry_after_and_writes_nothing(
         assert r.headers["content-type"].startswith("application/problem+json")
         body = r.json()
         assert body["type"] == "/problems/overloaded" and body["retry_after"] == 1
-        assert body["title"] == "Overloaded" and "2 writes are in flight" in body["detail"]
+        taken = app.state.write_gate.in_flight
+        assert body["title"] == "Overloaded" and f"{taken} writes are in flight" in body["detail"]
         assert mem.status()["revision"] == 0
         for method, path, payload in [
             ("POST", "/v1/batch", {"items": [{"namespace": "team", "key": "b", "value": 1}]}),
@@ -76,6 +77,7 @@ def test_a_write_beyond_the_limit_is_503_with_retry_after_and_writes_nothing(
         metrics = c.get("/metrics").text
     assert "hivemem_writes_shed_total 5" in metrics
     assert "hivemem_writes_in_flight_limit 2" in metrics
+    assert "hivemem_write_latency_average_seconds 0" in metrics
     assert mem.status()["revision"] == 0
 
 
@@ -83,11 +85,12 @@ def test_writes_go_through_again_once_a_place_is_free(small: tuple[FastAPI, Memo
     app, mem = small
     gate = app.state.write_gate
     fill(gate)
+    taken = gate.in_flight
     with TestClient(app) as c:
         assert c.put("/v1/items/team/a", headers=H, json={"value": 1}).status_code == 503
         gate.leave()
         assert c.put("/v1/items/team/a", headers=H, json={"value": 1}).status_code == 200
-        assert gate.in_flight == 1  # the finished write gave its place back
+        assert gate.in_flight == taken - 1  # the finished write gave its place back
     assert mem.get("team", "a").value == 1
 
 
@@ -129,6 +132,42 @@ def test_the_limit_comes_from_the_flag_or_the_environment() -> None:
     env = {"HIVEMEM_MAX_INFLIGHT_WRITES": "9"}
     assert server_settings(args, env, {}).max_inflight_writes == 9
     assert server_settings(args, {}, {}).max_inflight_writes == Settings().max_inflight_writes
+
+
+def test_beyond_the_limit_writes_run_while_they_finish_quickly_up_to_burst_times_it() -> None:
+    gate = WriteGate(2, latency=0.1)
+    assert gate.ceiling == 2 * BURST
+    assert all(gate.enter() for _ in range(gate.ceiling))  # no slow write seen yet
+    assert not gate.enter() and gate.shed == 1  # never beyond the ceiling
+    for _ in range(gate.ceiling):
+        gate.leave(0.01)  # writes finishing in 10 ms keep the burst places open
+    assert gate.in_flight == 0 and gate.average < 0.1
+    assert all(gate.enter() for _ in range(gate.ceiling))
+
+
+def test_while_writes_are_slow_only_the_limit_runs() -> None:
+    gate = WriteGate(2, latency=0.1)
+    for _ in range(200):  # writes taking 0.5 s: the moving average climbs past 0.1 s
+        assert gate.enter()
+        gate.leave(0.5)
+    assert gate.average >= 0.1
+    assert gate.enter() and gate.enter()  # the limit itself is always open
+    assert not gate.enter() and gate.shed == 1
+    gate.leave(0.001)
+    gate.leave(0.001)
+    for _ in range(200):  # fast writes bring the average down and the burst back
+        assert gate.enter()
+        gate.leave(0.001)
+    assert gate.average < 0.1
+    assert all(gate.enter() for _ in range(3))
+
+
+def test_the_shed_latency_comes_from_the_environment(small: tuple[FastAPI, Memory]) -> None:
+    settings = Settings.from_env({"HIVEMEM_SHED_LATENCY": "0.25"})
+    assert settings.shed_latency == 0.25
+    assert Settings().shed_latency == 0.15
+    app, _ = small
+    assert app.state.write_gate.latency == 0.15
 
 
 def test_zero_means_no_limit() -> None:
