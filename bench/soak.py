@@ -566,6 +566,11 @@ def report(r: Result) -> list[str]:
         f"Run {r.get('when', '?')}{' (--quick: reduced counts)' if r.get('quick') else ''}.",
         "",
     ]
+    ran = r.get("ran", {})
+    if len(set(ran.values())) > 1:  # parts re-run alone with --only since the first run
+        first = min(ran.values())
+        again = ", ".join(f"{name} at {when}" for name, when in ran.items() if when != first)
+        lines[2] = f"Run {first}; parts run again alone since: {again}."
     c = r.get("crash", {})
     if c:
         lines += [
@@ -681,8 +686,14 @@ def main(argv: list[str] | None = None) -> int:
     results_path = HERE / "results.json"
     results: Result = json.loads(results_path.read_text()) if results_path.exists() else {}
     section: Result = dict(results.get("reliability", {})) if args.only else {}
-    section.update(when=datetime.now(UTC).isoformat(timespec="seconds"), quick=q)
+    # When each part last ran: with --only, the others keep the date of their own run.
+    ran: dict[str, str] = dict(section.get("ran", {}))
+    for name in PARTS:
+        if name in section and name not in ran and section.get("when"):
+            ran[name] = section["when"]
+    section.update(when=datetime.now(UTC).isoformat(timespec="seconds"), quick=q, ran=ran)
     for name in args.only or PARTS:
+        ran[name] = datetime.now(UTC).isoformat(timespec="seconds")
         section[name] = runs[name]()
         results["reliability"] = section
         results_path.write_text(json.dumps(results, indent=2) + "\n")  # keep what is done
