@@ -24,7 +24,9 @@ from hivemem.api.problems import (
     problem_response,
 )
 from hivemem.api.routes import ROUTERS
-from hivemem.api.routing import UnknownQueryMiddleware
+from hivemem.api.routes.items import get_item
+from hivemem.api.routes.update import patch_item
+from hivemem.api.routing import UnknownQueryMiddleware, serve_directly
 from hivemem.api.settings import Settings
 from hivemem.api.shedding import WriteGate, WriteLimitMiddleware, document_shedding
 from hivemem.memory import Memory, __version__
@@ -107,6 +109,7 @@ def create_app(settings: Settings | None = None, memory: Memory | None = None) -
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     for router in ROUTERS:
         app.include_router(router)
+    serve_directly(app, (get_item, patch_item))
     mount_console(app)
     if mcp is not None:
         app.router.routes.append(mcp[0])

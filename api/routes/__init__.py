@@ -19,10 +19,11 @@ from hivemem.api.routes import (
 
 __all__ = ["ROUTERS"]
 
-# Routes are matched in this order, each costing a path match: the hot write (PATCH of an
-# item: shared counters) comes first, so it does not pay for the item routes that share
-# its path and only partly match. No PATCH route elsewhere overlaps it.
+# Routes are matched in this order, and a route sharing the path of the one asked for
+# costs a partial match: get-by-key (the hottest read) and PATCH of an item (the hot
+# write of shared counters) come first. Neither overlaps another route of its method.
 ROUTERS = [
+    items.key_reads,
     update.router,
     items.router,
     search.router,

@@ -14,16 +14,18 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
-from hivemem.api.deps import Caller, query_int
+from hivemem.api.deps import Caller, caller, query_int
 from hivemem.api.problems import problem_responses
 from hivemem.api.routes.examples import ITEM, PROPOSAL, TOMBSTONE, ok
 from hivemem.memory.errors import InvalidInput
 from hivemem.memory.models import Item, ListPage, NamespacePage, Proposal
 from hivemem.memory.validation import MAX_JSON_DEPTH, json_text_depth
 
-__all__ = ["router", "PutBody"]
+__all__ = ["router", "key_reads", "PutBody"]
 
 router = APIRouter(tags=["items"])
+#: The hottest route alone (get-by-key), so the app can match it before the others.
+key_reads = APIRouter(tags=["items"])
 ITEM_PATH = "/v1/items/{namespace:path}/{key}"
 
 #: ``?min_revision=``: read-your-writes across replicas (the clients send it themselves).
@@ -126,7 +128,7 @@ def _written(result: Item | Proposal) -> Any:
     return result
 
 
-@router.get(
+@key_reads.get(
     ITEM_PATH,
     summary="Read an item",
     response_model=Item,
@@ -154,14 +156,16 @@ def _written(result: Item | Proposal) -> Any:
     },
     responses={**ok(ITEM), **problem_responses(401, 404, 410, 422)},
 )
-async def get_item(mem: Caller, request: Request) -> Response:
+async def get_item(request: Request) -> Response:
     """The current version, or the one visible at ``at_revision``.
 
     The hottest route: a read from the log (tens of microseconds, never blocked by a
-    writer in WAL mode) runs on the event loop, its parameters are read directly (they
-    are declared for OpenAPI in ``openapi_extra``), and the engine's already-valid item
-    is serialised once, without a thread-pool hop or a second validation.
+    writer in WAL mode) runs on the event loop, the caller and the parameters are read
+    directly (no dependency solving; declared for OpenAPI in ``openapi_extra`` and by
+    ``document_security``), and the engine's already-valid item is serialised once,
+    without a thread-pool hop or a second validation.
     """
+    mem = await caller(request)
     params = request.path_params
     at_revision = query_int(request, "at_revision")
     min_revision = query_int(request, "min_revision")
