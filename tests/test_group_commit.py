@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -149,3 +150,48 @@ def test_an_embedder_less_store_without_vectors_shares_commits_too(tmp_path: Any
     with pytest.raises(InvalidInput):
         mem.put("v", "b", {"x": 2}, vector=[1.0, 0.0])
     mem.close()
+
+
+def test_a_leader_returns_after_its_own_commit_and_hands_the_lead_on(sqlite_mem: Memory) -> None:
+    """The first writer commits alone; the writers that queued meanwhile share the next
+    commit, led by the first of them, and the first writer does not wait for it."""
+    mem = sqlite_mem
+    log = mem._core.log
+    real_one, real_group = log.commit, log.commit_group
+    sizes: list[int] = []
+    in_commit = threading.Event()
+
+    def slow_one(author: str, plan: Any) -> Any:
+        sizes.append(1)
+        in_commit.set()
+        time.sleep(0.3)
+        return real_one(author, plan)
+
+    def slow_group(batch: Any) -> Any:
+        sizes.append(len(batch))
+        time.sleep(0.3)
+        return real_group(batch)
+
+    log.commit, log.commit_group = slow_one, slow_group  # type: ignore[method-assign]
+    took: dict[str, float] = {}
+
+    def write(name: str) -> None:
+        t0 = time.monotonic()
+        mem.update("hot", "c", [{"op": "increment", "path": "/n"}])
+        took[name] = time.monotonic() - t0
+
+    first = threading.Thread(target=write, args=("first",))
+    first.start()
+    assert in_commit.wait(5)
+    others = [threading.Thread(target=write, args=(f"w{i}",)) for i in range(5)]
+    for t in others:
+        t.start()
+    time.sleep(0.1)  # all five are queued behind the first commit
+    first.join()
+    for t in others:
+        t.join()
+    log.commit, log.commit_group = real_one, real_group  # type: ignore[method-assign]
+    assert sizes == [1, 5]
+    assert took["first"] < 0.5  # one commit, not also the next batch it could have led
+    assert all(took[f"w{i}"] >= 0.4 for i in range(5))  # they waited for both commits
+    assert mem.get("hot", "c").value == {"n": 6} and mem.revision == 6
