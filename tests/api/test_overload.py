@@ -220,3 +220,9 @@ def test_the_client_raises_overloaded_when_the_retries_run_out(
             asyncio.run(run())
     assert app.state.write_gate.shed == 3  # one, then two (a first try and one retry)
     assert mem.status()["revision"] == 0
+
+
+def test_a_shed_latency_of_zero_makes_the_limit_fixed() -> None:
+    gate = WriteGate(2, latency=0.0)
+    assert gate.enter() and gate.enter()
+    assert not gate.enter() and gate.in_flight == 2 and gate.shed == 1
