@@ -90,11 +90,11 @@ def create_app(settings: Settings | None = None, memory: Memory | None = None) -
     )
     app.state.memory = memory
     app.state.settings = settings
-    app.state.worker_pool = worker_pool()
     app.state.metrics = Metrics()
     app.state.write_gate = WriteGate(
         settings.max_inflight_writes, settings.shed_retry_after, settings.shed_latency
     )
+    app.state.worker_pool = worker_pool(app.state.write_gate.ceiling)
     app.state.metrics.write_gate = app.state.write_gate
     install_handlers(app)
     # Outermost last: metrics see every answer; a shed write is answered before

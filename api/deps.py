@@ -31,8 +31,7 @@ __all__ = [
     "worker_pool",
 ]
 
-#: Threads for blocking store calls of the hot async routes (one per write that may wait
-#: in a shared commit: more than the write limit, so that limit is what sheds).
+#: The fewest threads for blocking store calls of the hot async routes.
 WORKER_THREADS = 64
 
 
@@ -111,9 +110,11 @@ def query_int(request: Request, name: str) -> int | None:
     return int(raw)
 
 
-def worker_pool() -> ThreadPoolExecutor:
-    """The app's pool for ``blocking``: created with the app, shut down with it."""
-    return ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="hivemem-api")
+def worker_pool(writes: int) -> ThreadPoolExecutor:
+    """The app's pool for ``blocking``: created with the app, shut down with it; a
+    thread for each of the ``writes`` the write limit lets run at once (so the limit, not
+    the pool, is what sheds), and at least ``WORKER_THREADS``."""
+    return ThreadPoolExecutor(max(WORKER_THREADS, writes), thread_name_prefix="hivemem-api")
 
 
 async def blocking(request: Request, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
@@ -125,5 +126,6 @@ async def blocking(request: Request, fn: Callable[..., T], /, *args: Any, **kwar
     the client goes away, as with ``run_in_threadpool``: a write is not cut in half.
     """
     loop = asyncio.get_running_loop()
-    call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
-    return await loop.run_in_executor(request.app.state.worker_pool, call)
+    return await loop.run_in_executor(
+        request.app.state.worker_pool, functools.partial(fn, *args, **kwargs)
+    )

@@ -139,7 +139,7 @@ class GroupCommitter:
                     outcomes = self.log.commit_group([(t.author, t.plan) for t in batch])
             except BaseException as exc:  # the commit itself failed: nothing is durable
                 for ticket in batch:
-                    ticket.error, ticket.done = exc, True
+                    ticket.error = exc
                 return
             for ticket, outcome in zip(batch, outcomes, strict=True):
                 if isinstance(outcome, BaseException):
@@ -150,7 +150,6 @@ class GroupCommitter:
                         ticket.on_commit(*outcome)
                     except BaseException as exc:  # committed, but the views failed
                         ticket.error = exc
-                ticket.done = True
 
     def _one(self, author: str, plan: Plan) -> Outcome | BaseException:
         try:

@@ -19,13 +19,9 @@ from hivemem.api.routes import (
 
 __all__ = ["ROUTERS"]
 
-# Routes are matched in this order, and a route sharing the path of the one asked for
-# costs a partial match: get-by-key (the hottest read) and PATCH of an item (the hot
-# write of shared counters) come first. Neither overlaps another route of its method.
 ROUTERS = [
-    items.key_reads,
-    update.router,
     items.router,
+    update.router,
     search.router,
     txn.router,
     watch.router,

@@ -21,11 +21,9 @@ from hivemem.memory.errors import InvalidInput
 from hivemem.memory.models import Item, ListPage, NamespacePage, Proposal
 from hivemem.memory.validation import MAX_JSON_DEPTH, json_text_depth
 
-__all__ = ["router", "key_reads", "PutBody"]
+__all__ = ["router", "PutBody"]
 
 router = APIRouter(tags=["items"])
-#: The hottest route alone (get-by-key), so the app can match it before the others.
-key_reads = APIRouter(tags=["items"])
 ITEM_PATH = "/v1/items/{namespace:path}/{key}"
 
 #: ``?min_revision=``: read-your-writes across replicas (the clients send it themselves).
@@ -128,7 +126,7 @@ def _written(result: Item | Proposal) -> Any:
     return result
 
 
-@key_reads.get(
+@router.get(
     ITEM_PATH,
     summary="Read an item",
     response_model=Item,
