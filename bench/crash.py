@@ -34,6 +34,7 @@ import httpx
 
 from hivemem.memory.client import Client
 from hivemem.memory.errors import Conflict, HivememError, NotFound
+from hivemem.memory.models import Item, Proposal
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_KEY = "crash-admin-key-0123456789abcdef"
@@ -157,18 +158,22 @@ def _writer(kind: str, url: str, acks: Acks, stop: threading.Event, seed: int) -
         client.close()
 
 
+def cas_increment(client: Client, namespace: str, key: str, **options: Any) -> Item | Proposal:
+    """One read-compare-and-swap increment of an integer counter (created at 0 when
+    absent); raises ``Conflict`` when another writer got there first."""
+    try:
+        current = client.get(namespace, key)
+        value, version = current.value, current.version
+    except HivememError as exc:
+        if getattr(exc, "status", 0) != 404:
+            raise
+        value, version = -1, 0
+    return client.put(namespace, key, value + 1, if_version=version, **options)
+
+
 def _one_write(kind: str, client: Client, acks: Acks, rng: random.Random, n: int) -> None:
     if kind == "cas":
-        try:
-            current = client.get("crash/cas", "counter")
-            value, version = current.value, current.version
-        except HivememError as exc:
-            if getattr(exc, "status", 0) != 404:
-                raise
-            value, version = -1, 0
-        item = client.put(
-            "crash/cas", "counter", value + 1, if_version=version, vector=_vector(rng)
-        )
+        item = cas_increment(client, "crash/cas", "counter", vector=_vector(rng))
         acks.add(item.namespace, item.key, item.revision, item.version)  # type: ignore[union-attr]
         with acks.lock:
             acks.cas += 1

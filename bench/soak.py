@@ -437,14 +437,7 @@ def shared_directory(seconds: float) -> Result:
                     c = clients[rng.randrange(2)]
                     try:
                         if n == 0:  # CAS on one counter through either server
-                            try:
-                                cur = c.get("soak/shared", "counter")
-                                v, ver = cur.value, cur.version
-                            except HivememError as exc:
-                                if getattr(exc, "status", 0) != 404:
-                                    raise
-                                v, ver = -1, 0
-                            item = c.put("soak/shared", "counter", v + 1, if_version=ver)
+                            item = crash.cas_increment(c, "soak/shared", "counter")
                             with lock:
                                 cas[0] += 1
                         else:
