@@ -418,17 +418,22 @@ def test_embedded_writes_round_trip_or_are_rejected_whole(store: Memory, w: Writ
     store.search(query="alpha", namespaces=[ns], mode="hybrid")  # renders, whatever it finds
 
 
-def test_embedded_store_reads_whole_after_the_property(store: Memory) -> None:
-    """Everything the property committed still renders in one list, export and watch."""
-    head = store.revision
-    assert head > 0
+def _count_listed(store: Any) -> int:
+    """How many live items ``list`` returns, page by page (a Memory or a Client)."""
     listed, cursor = 0, None
     while True:
         page = store.list("", limit=1000, cursor=cursor)
         listed += len(page.items)
         cursor = page.cursor
         if cursor is None:
-            break
+            return listed
+
+
+def test_embedded_store_reads_whole_after_the_property(store: Memory) -> None:
+    """Everything the property committed still renders in one list, export and watch."""
+    head = store.revision
+    assert head > 0
+    listed = _count_listed(store)
     exported = sum(1 for r in store.export("") if r.get("kind", "item") == "item")
     assert exported == listed
     sub = store.watch(None, since=0)
@@ -541,13 +546,7 @@ def test_http_store_reads_whole_after_the_property(http: Http) -> None:
     c = http.client
     head = c.revision
     assert head > 0
-    listed, cursor = 0, None
-    while True:
-        page = c.list("", limit=1000, cursor=cursor)
-        listed += len(page.items)
-        cursor = page.cursor
-        if cursor is None:
-            break
+    listed = _count_listed(c)
     assert sum(1 for r in c.export("") if r.get("kind", "item") == "item") == listed
     stream = c.watch(None, since=0)
     seen: list[int] = []
