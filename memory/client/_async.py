@@ -16,15 +16,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from hivemem.memory.client._base import (
-    RETRY_STATUSES,
-    BaseClient,
-    Call,
-    awire_lines,
-    error_from_response,
-    import_chunks,
-)
+from hivemem.memory.client._base import RETRY_STATUSES, BaseClient
 from hivemem.memory.client._watch import EventParser, Resume, WatchCursor
+from hivemem.memory.client._wire import Call, awire_lines, error_from_response, import_chunks
 from hivemem.memory.errors import HivememError, Unavailable
 from hivemem.memory.models import (
     Activity,

@@ -14,15 +14,9 @@ from typing import Any, TypeVar
 
 import httpx
 
-from hivemem.memory.client._base import (
-    RETRY_STATUSES,
-    BaseClient,
-    Call,
-    error_from_response,
-    import_chunks,
-    wire_lines,
-)
+from hivemem.memory.client._base import RETRY_STATUSES, BaseClient
 from hivemem.memory.client._watch import EventParser, Resume, WatchCursor
+from hivemem.memory.client._wire import Call, error_from_response, import_chunks, wire_lines
 from hivemem.memory.errors import HivememError, Unavailable
 from hivemem.memory.models import (
     Activity,

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from hivemem.memory.client._base import Call, _nothing, error_from_problem
+from hivemem.memory.client._wire import Call, _nothing, error_from_problem
 from hivemem.memory.errors import InvalidInput, Lagged
 from hivemem.memory.models import Change
 from hivemem.memory.search import parse_filter

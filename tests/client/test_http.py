@@ -295,7 +295,7 @@ SEPARATORS = "\u2028\u2029\x85"  # Unicode line boundaries that JSON strings hol
 @pytest.mark.parametrize("chunk", [1, 3, 7, 4096])
 def test_streams_split_lines_at_lf_crlf_cr_only(chunk: int) -> None:
     """Found by tests/test_properties.py: export broke a value holding U+2028 in two."""
-    from hivemem.memory.client._base import wire_lines
+    from hivemem.memory.client._wire import wire_lines
 
     text = "a\u2028b\r\nc\x85d\re\u2029\n\nlast".encode()
     chunks = [text[i : i + chunk] for i in range(0, len(text), chunk)]
