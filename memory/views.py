@@ -13,7 +13,7 @@ import shutil
 import threading
 import time
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -25,16 +25,16 @@ from hivemem.memory.embed_batch import BatchingEmbedder
 from hivemem.memory.errors import Conflict, InvalidInput
 from hivemem.memory.group_commit import GroupCommitter
 from hivemem.memory.index.base import VectorIndex
-from hivemem.memory.log.base import PendingChange, Plan, Row, StateLog, WriteView
-from hivemem.memory.postings import MetadataPostings, indexable
-from hivemem.memory.search import Cond
+from hivemem.memory.log.base import Plan, Row, StateLog
+from hivemem.memory.postings import MetadataPostings
+from hivemem.memory.reaper import SYSTEM_PRINCIPAL, Reaper  # re-exported: see __all__
 from hivemem.memory.threads import DEFAULT_WINDOW, KeywordView
+from hivemem.memory.views_keywords import KeywordPersistence
+from hivemem.memory.views_postings import PostingsFilter
 from hivemem.memory.watch import Subscription, WatchHub
 
 __all__ = ["Core", "SYSTEM_PRINCIPAL"]
 
-SYSTEM_PRINCIPAL = "hivemem"  # author of expire changes
-_TTL_REASON = '{"reason":"ttl"}'
 log = logging.getLogger("hivemem.index")
 
 
@@ -43,8 +43,13 @@ def _event(name: str, **fields: Any) -> str:
     return " ".join([f"event={name}", *(f"{k}={v}" for k, v in fields.items())])
 
 
-class Core:
-    """State shared by every principal view of one store."""
+class Core(KeywordPersistence, PostingsFilter, Reaper):
+    """State shared by every principal view of one store.
+
+    Its concerns beyond the vector index live in mixins: the keyword view's persistence
+    (``views_keywords``), filtered ids from the metadata postings (``views_postings``)
+    and the TTL reaper (``reaper``).
+    """
 
     def __init__(
         self,
@@ -196,98 +201,6 @@ class Core:
                 seconds=round(time.monotonic() - started, 3),
             )
 
-    def rebuild_keywords(self) -> None:
-        """Rebuild the keyword index from the live items in the log.
-
-        The revision is read first: a commit racing the listing is applied again by the
-        next catch-up, which is harmless (applying a key's latest state is idempotent).
-        """
-        with self.write_lock:
-            view = self.keywords
-            view.reset()
-            head = self.log.head()
-            after = None
-            while True:
-                rows = self.log.list_items([""], [], 2000, after, time.time())
-                view.apply(0, [r for r in rows if r.text], ())
-                if len(rows) < 2000:
-                    break
-                after = (rows[-1].namespace, rows[-1].key)
-            view.applied_revision = head
-
-    def load_keywords(self) -> None:
-        """Load the saved keyword view (``open_index``'s catch-up then brings it level
-        with the log), or rebuild it from the log: when there is none, it cannot be
-        read, it was made with another thread window, it is ahead of the log (not this
-        store's) or behind the compacted revision (the changes since are gone)."""
-        with self.write_lock:
-            started = time.monotonic()
-            path = self.keyword_path
-            reason, mark = self.keywords.load(path) if path else ("not_persisted", None)
-            if reason is None:
-                applied, head = self.keywords.applied_revision, self.log.head()
-                if applied > head:
-                    reason = "ahead_of_log"
-                elif applied < self.log.compacted_revision():
-                    reason = "behind_compaction"
-                elif mark != self._log_mark(applied):
-                    reason = "other_log"
-                else:
-                    self._keywords_saved = applied
-                    self._record(
-                        "keyword_view_load",
-                        "saved",
-                        logging.INFO,
-                        revision=applied,
-                        items=len(self.keywords),
-                        seconds=round(time.monotonic() - started, 3),
-                    )
-                    return
-            if reason not in ("missing", "not_persisted"):
-                self._record("keyword_view_verify_failed", reason, revision=self.log.head())
-            self.rebuild_keywords()
-            self._record(
-                "keyword_view_rebuild",
-                reason,
-                logging.INFO if reason in ("missing", "not_persisted") else logging.WARNING,
-                items=len(self.keywords),
-                seconds=round(time.monotonic() - started, 3),
-            )
-
-    def _log_mark(self, revision: int) -> list[Any] | None:
-        """What identifies this log at ``revision``: its first change's id, item and
-        timestamp (another store's log, or this one restored from an older copy, differ)."""
-        if revision <= 0:
-            return None
-        rows = self.log.changes_since(revision - 1, 1)
-        if not rows or rows[0].revision != revision:
-            return None
-        r = rows[0]
-        return [r.id, r.namespace, r.key, r.updated_at]
-
-    def verify_keywords(self) -> None:
-        """After the catch-up on open: a loaded view must hold only live items' ids
-        (a file from another store, or a log restored from a backup, is rebuilt)."""
-        if self._keywords_saved < 0:
-            return
-        with self.write_lock:
-            held = self.keywords.ids()
-            live = {cid for cid, _ in self.log.live_metadata()}
-            if not held <= live:
-                self._record("keyword_view_verify_failed", "ids_differ", revision=self.log.head())
-                self.rebuild_keywords()
-                self._keywords_saved = -1
-
-    def save_keywords(self) -> None:
-        """Persist the keyword view if it changed since it was loaded or saved."""
-        if not self.keyword_path or self.keywords.applied_revision == self._keywords_saved:
-            return
-        try:
-            mark = self._log_mark(self.keywords.applied_revision)
-            self._keywords_saved = self.keywords.save(self.keyword_path, mark)
-        except OSError as exc:  # the next open rebuilds it from the log
-            self._record("keyword_view_save_failed", type(exc).__name__)
-
     def catch_up(self, reason: str = "external_commit") -> None:
         """Apply log revisions the indexes (and the watch hub) have not seen."""
         with self.write_lock:
@@ -337,27 +250,7 @@ class Core:
         if self.postings is not None:
             self.postings.apply([(t.id, t.metadata) for t in tops], removes)
 
-    # -- metadata postings (equality filters without a log scan) ---------------------
-    def filtered_ids(
-        self, scopes: list[str], conds: list[Cond], now: float, thread: str | None = None
-    ) -> Collection[int]:
-        """Ids of live items matching ``conds`` (and ``thread``), for a search to keep to.
-
-        Equality filters come from the in-memory postings (built on first use); other
-        filters, and threads, from the log. Either may include ids out of scope or
-        expired: the indexes scope their search, and every hit is checked against the log
-        before it is returned.
-        """
-        if thread is not None or not indexable(conds):
-            return self.log.filtered_ids(scopes, conds, now, thread)
-        if self.postings is None:
-            with self.write_lock:
-                if self.postings is None:
-                    postings = MetadataPostings()
-                    postings.apply(self.log.live_metadata(), ())
-                    self.postings = postings
-        return self.postings.matching(conds)
-
+    # -- commits by other processes ---------------------------------------------------
     def sync(self) -> None:
         """Catch up with commits made by other processes sharing the store."""
         if self.log.external_change() and self.log.head() > min(
@@ -414,6 +307,7 @@ class Core:
                 raise InvalidInput("min_revision", f"is ahead of the latest revision {head}")
             time.sleep(0.01)
 
+    # -- commits made here --------------------------------------------------------------
     def after_commit(self, revision: int, rows: list[Row], replaced: list[int]) -> None:
         """Update views in commit order (called under the write lock)."""
         if (
@@ -472,39 +366,6 @@ class Core:
             self._saved_revision = revision
             self._last_save = time.monotonic()
 
-    # -- TTL -----------------------------------------------------------------------
-    def expire_due(self) -> int:
-        """Commit an ``expire`` change for every item whose TTL has passed."""
-        due = self.log.expired(time.time(), 1000)
-        if not due:
-            return 0
-
-        def plan(view: WriteView) -> tuple[list[PendingChange], Any]:
-            latest = view.latest(due)
-            out = []
-            for k in due:
-                row = latest.get(k)
-                if row and row.live and row.expires_at is not None and row.expires_at <= view.now:
-                    out.append(
-                        PendingChange(
-                            "expire",
-                            k[0],
-                            k[1],
-                            row.version + 1,
-                            row.version,
-                            info=_TTL_REASON,
-                            thread=row.thread,
-                            thread_pos=row.thread_pos,
-                        )
-                    )
-            return out, [latest[(p.namespace, p.key)].id for p in out]
-
-        with self.write_lock:
-            revision, rows, replaced = self.log.commit(SYSTEM_PRINCIPAL, plan)
-            if rows:
-                self.after_commit(revision, rows, replaced)
-        return len(rows)
-
     def commit(self, author: str, plan: Plan) -> tuple[int, list[Row], Any]:
         """Commit a coordination plan, whose result is ``(replaced change ids, payload)``,
         and update the views; returns ``(revision, rows, payload)``."""
@@ -519,48 +380,6 @@ class Core:
                     self.log.set_meta("vector_dim", str(self.dim))
                 self.after_commit(revision, rows, replaced)
         return revision, rows, payload
-
-    def expire_proposals(self) -> int:
-        """Record the expiry of every pending proposal past its deadline."""
-        from hivemem.memory.errors import HivememError
-        from hivemem.memory.proposals import ReviewPlan, proposal_of
-
-        now, expired = time.time(), 0
-        for row in self.log.proposal_rows():
-            if row.op == "propose" and proposal_of(row).expires_at.timestamp() <= now:
-                try:
-                    self.commit(SYSTEM_PRINCIPAL, ReviewPlan(row.key, "expired", SYSTEM_PRINCIPAL))
-                    expired += 1
-                except HivememError:
-                    pass  # reviewed meanwhile
-        return expired
-
-    def end_due_leases(self) -> int:
-        """End every lease whose deadline has passed (one revision per lease)."""
-        from hivemem.memory.errors import NotFound
-        from hivemem.memory.leases import EndPlan
-
-        ended = 0
-        for lease_id in self.log.due_leases(time.time(), 100):
-            try:
-                self.commit(SYSTEM_PRINCIPAL, EndPlan(lease_id, "expired", expired_only=True))
-                ended += 1
-            except NotFound:
-                pass  # ended meanwhile by a revoke or a write
-        return ended
-
-    def _reap_loop(self, interval: float) -> None:
-        while not self._stop.wait(interval):
-            try:
-                self.sync()
-                self.expire_due()
-                self.end_due_leases()
-                self.expire_proposals()
-                if time.monotonic() - self._last_save > self.save_interval:
-                    self.save_index()
-            except Exception:  # the reaper must outlive transient errors (busy, closed)
-                if self.closed:
-                    return
 
     def close(self) -> None:
         if self.closed:
