@@ -16,8 +16,6 @@ autocommit connections; writes go through one connection per process under a loc
 
 from __future__ import annotations
 
-import json
-import re
 import threading
 import time
 import uuid
@@ -33,7 +31,6 @@ from hivemem.memory.errors import InvalidInput, Unavailable
 from hivemem.memory.log.base import (
     ITEM_OPS,
     ChangeCount,
-    LeaseRecord,
     PendingChange,
     Plan,
     Row,
@@ -41,227 +38,36 @@ from hivemem.memory.log.base import (
     item_columns,
     scope_sql,
 )
-from hivemem.memory.search import Cond, parse_filter
+from hivemem.memory.log.postgres_acl import PostgresACL
+from hivemem.memory.log.postgres_filters import filter_sql
+from hivemem.memory.log.postgres_leases import PostgresLeases
+from hivemem.memory.log.postgres_listen import PostgresListen
+from hivemem.memory.log.postgres_schema import (
+    _CHUNK,
+    _EXPIRED_VERSION,
+    _ITEM_JOIN,
+    _ITEM_OP,
+    _LIVE,
+    _LOCK_COMMIT,
+    _ROW_COLS,
+    _SCHEMA,
+    _WHO,
+    migrate,
+)
+from hivemem.memory.log.postgres_view import _rows, _WriteView
+from hivemem.memory.search import parse_filter
 
 __all__ = ["PostgresLog", "filter_sql"]
 
 T = TypeVar("T")
 
-#: First key of the two-key advisory locks; the second is a hash of the schema name.
-_LOCK_COMMIT = 0x68_69_76_65  # "hive"
-_LOCK_MIGRATE = 0x6D_69_67_72  # "migr"
-_SCHEMA = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-_C = 'TEXT COLLATE "C" NOT NULL'
-
-MIGRATIONS: list[str] = [
-    # 1: the log, the current state, the keyword index, the ACL
-    f"""
-    CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-    CREATE TABLE revisions (
-        revision BIGINT PRIMARY KEY, author TEXT NOT NULL, time DOUBLE PRECISION NOT NULL,
-        changes INTEGER NOT NULL);
-    CREATE TABLE changes (
-        id BIGINT PRIMARY KEY, revision BIGINT NOT NULL, op TEXT NOT NULL,
-        namespace {_C}, key {_C}, version BIGINT NOT NULL, prev_version BIGINT,
-        value TEXT, text TEXT, metadata JSONB, vector BYTEA, author TEXT NOT NULL,
-        created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL,
-        expires_at DOUBLE PRECISION);
-    CREATE INDEX changes_key ON changes (namespace, key, revision);
-    CREATE INDEX changes_revision ON changes (revision);
-    CREATE TABLE items (
-        namespace {_C}, key {_C}, change_id BIGINT NOT NULL, version BIGINT NOT NULL,
-        revision BIGINT NOT NULL, live BOOLEAN NOT NULL, expires_at DOUBLE PRECISION,
-        PRIMARY KEY (namespace, key));
-    CREATE UNIQUE INDEX items_change ON items (change_id);
-    CREATE INDEX items_expiry ON items (expires_at) WHERE live AND expires_at IS NOT NULL;
-    CREATE TABLE fts (change_id BIGINT PRIMARY KEY, tsv TSVECTOR NOT NULL);
-    CREATE INDEX fts_tsv ON fts USING GIN (tsv);
-    CREATE TABLE principals (name TEXT PRIMARY KEY, created_at DOUBLE PRECISION NOT NULL);
-    CREATE TABLE grants (
-        principal TEXT NOT NULL, prefix TEXT NOT NULL, permission TEXT NOT NULL,
-        PRIMARY KEY (principal, prefix));
-    CREATE TABLE api_keys (
-        id TEXT PRIMARY KEY, principal TEXT NOT NULL, hash TEXT NOT NULL,
-        created_at DOUBLE PRECISION NOT NULL, revoked_at DOUBLE PRECISION);
-    """,
-    # 2: coordination: leases, task claims, and the log's coordination entries
-    f"""
-    ALTER TABLE changes ADD COLUMN lease TEXT;
-    ALTER TABLE changes ADD COLUMN claim TEXT;
-    ALTER TABLE changes ADD COLUMN info TEXT;
-    ALTER TABLE items ADD COLUMN lease TEXT;
-    ALTER TABLE items ADD COLUMN claim_lease TEXT;
-    ALTER TABLE items ADD COLUMN queue_at DOUBLE PRECISION;
-    CREATE INDEX items_lease ON items (lease) WHERE lease IS NOT NULL;
-    CREATE INDEX items_claim_lease ON items (claim_lease) WHERE claim_lease IS NOT NULL;
-    CREATE INDEX items_queue ON items (namespace, queue_at) WHERE queue_at IS NOT NULL;
-    CREATE TABLE leases (
-        id {_C} PRIMARY KEY, holder TEXT NOT NULL, ttl DOUBLE PRECISION NOT NULL,
-        deadline DOUBLE PRECISION NOT NULL, revision BIGINT NOT NULL, ended_revision BIGINT);
-    CREATE INDEX leases_due ON leases (deadline) WHERE ended_revision IS NULL;
-    """,
-    # 3: the operations of an update, delivered with its change
-    "ALTER TABLE changes ADD COLUMN ops TEXT",
-    # 4: threads; the keyword index leaves the write transaction for an engine view
-    """
-    ALTER TABLE changes ADD COLUMN thread TEXT;
-    ALTER TABLE changes ADD COLUMN thread_pos BIGINT;
-    DROP TABLE fts;
-    """,
-]
-
-_ROW_COLS = (
-    "c.id, c.revision, c.op, c.namespace, c.key, c.version, c.prev_version, c.value, "
-    "c.text, c.metadata::text, c.vector, c.author, c.created_at, c.updated_at, c.expires_at, "
-    "c.lease, c.claim, c.info, c.ops, c.thread, c.thread_pos"
-)
-_LEASE_COLS = "id, holder, ttl, deadline, revision, ended_revision"
-_LIVE = "i.live AND (i.expires_at IS NULL OR i.expires_at > %s)"
-_ITEM_JOIN = "items i JOIN changes c ON c.id = i.change_id"
-# An expire is committed by the reaper: count it for the writer of the version it ended.
-_EXPIRED_VERSION = (
-    "LEFT JOIN changes p ON c.op = 'expire' AND p.namespace = c.namespace "
-    "AND p.key = c.key AND p.version = c.prev_version"
-)
-_WHO = "CASE WHEN c.op = 'expire' THEN COALESCE(p.author, c.author) ELSE c.author END"
-_ITEM_OP = "c.op IN (" + ", ".join(f"'{op}'" for op in sorted(ITEM_OPS)) + ")"
-_CHUNK = 1000
 _ROW_TUPLE = attrgetter(*(f.name for f in fields(Row)))
 _PENDING = attrgetter(
     "op", "namespace", "key", "version", "prev_version", "value", "text", "metadata", "vector"
 )
 
 
-def _value_pred(operand: Any) -> tuple[str, list[Any]]:
-    """A type-strict equality test on the JSONB element ``e``."""
-    if operand is None:
-        return "jsonb_typeof(e) = 'null'", []
-    if isinstance(operand, bool):
-        return ("e = 'true'::jsonb" if operand else "e = 'false'::jsonb"), []
-    if isinstance(operand, int | float):
-        return "(jsonb_typeof(e) = 'number' AND e = to_jsonb(%s::numeric))", [operand]
-    return "(jsonb_typeof(e) = 'string' AND e #>> '{}' = %s)", [operand]
-
-
-def filter_sql(conds: Sequence[Cond], column: str = "c.metadata") -> tuple[str, list[Any]]:
-    """Compile parsed filter conditions to SQL over a JSONB metadata column.
-
-    Like SQLite's ``json_each``, a field's value is tested element-wise when it is an
-    array (or object), and as itself when it is a scalar.
-    """
-    clauses, params = [], []
-    for cond in conds:
-        x = f"({column} -> %s::text)"
-        each = (
-            f"EXISTS (SELECT 1 FROM (SELECT {x} AS x) AS f, LATERAL jsonb_array_elements("
-            "CASE WHEN f.x IS NULL THEN NULL WHEN jsonb_typeof(f.x) = 'array' THEN f.x "
-            "WHEN jsonb_typeof(f.x) = 'object' THEN (SELECT jsonb_agg(o.value) "
-            "FROM jsonb_each(f.x) AS o) ELSE jsonb_build_array(f.x) END) AS el (e) WHERE "
-        )
-        field = [cond.field]
-        if cond.op in ("$eq", "$ne"):
-            pred, p = _value_pred(cond.operand)
-            clause = each + pred + ")"
-            clauses.append(clause if cond.op == "$eq" else f"NOT {clause}")
-            params += field + p
-        elif cond.op in ("$in", "$nin"):
-            preds = [_value_pred(v) for v in cond.operand] or [("FALSE", [])]
-            clause = each + " OR ".join(p for p, _ in preds) + ")"
-            clauses.append(clause if cond.op == "$in" else f"NOT {clause}")
-            params += field
-            for _, p in preds:
-                params += p
-        elif cond.op == "$exists":
-            test = "IS NOT NULL" if cond.operand else "IS NULL"
-            clauses.append(f"{x} {test}")
-            params.append(cond.field)
-        else:
-            sql_op = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}[cond.op]
-            if isinstance(cond.operand, str):
-                test = f"jsonb_typeof(e) = 'string' AND (e #>> '{{}}') COLLATE \"C\" {sql_op} %s"
-            else:
-                test = f"jsonb_typeof(e) = 'number' AND e {sql_op} to_jsonb(%s::numeric)"
-            clauses.append(each + test + ")")
-            params += [*field, cond.operand]
-    return (" AND ".join(clauses) or "TRUE"), params
-
-
-def _rows(cur: Iterable[Sequence[Any]]) -> list[Row]:
-    return [Row(*r) for r in cur]
-
-
-class _WriteView:
-    """Reads inside the write transaction; remembers what it read."""
-
-    def __init__(self, con: psycopg.Connection[Any], revision: int, now: float) -> None:
-        self.con = con
-        self.revision = revision
-        self.now = now
-        self._latest: dict[tuple[str, str], Row | None] = {}
-
-    def latest(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], Row]:
-        missing = list(dict.fromkeys(k for k in keys if k not in self._latest))
-        for start in range(0, len(missing), _CHUNK):
-            chunk = missing[start : start + _CHUNK]
-            for k in chunk:
-                self._latest[k] = None
-            cur = self.con.execute(
-                f"SELECT {_ROW_COLS} FROM unnest(%s::text[], %s::text[]) AS k (ns, key) "
-                "JOIN items i ON i.namespace = k.ns AND i.key = k.key "
-                "JOIN changes c ON c.id = i.change_id",
-                ([k[0] for k in chunk], [k[1] for k in chunk]),
-            )
-            for row in _rows(cur):
-                self._latest[(row.namespace, row.key)] = row
-        return {k: r for k in keys if (r := self._latest[k]) is not None}
-
-    def version_row(self, namespace: str, key: str, version: int) -> Row | None:
-        r = self.con.execute(
-            f"SELECT {_ROW_COLS} FROM changes c WHERE namespace = %s AND key = %s AND version = %s",
-            (namespace, key, version),
-        ).fetchone()
-        return Row(*r) if r else None
-
-    def leases(self, ids: Sequence[str]) -> dict[str, LeaseRecord]:
-        wanted = list(dict.fromkeys(ids))
-        if not wanted:
-            return {}
-        cur = self.con.execute(
-            f"SELECT {_LEASE_COLS} FROM leases WHERE id = ANY(%s::text[])", (wanted,)
-        )
-        return {r[0]: LeaseRecord(*r) for r in cur}
-
-    def lease_items(self, lease_id: str) -> list[Row]:
-        return _rows(
-            self.con.execute(
-                f"SELECT {_ROW_COLS} FROM {_ITEM_JOIN} "
-                "WHERE i.live AND (i.lease = %s OR i.claim_lease = %s) ORDER BY c.id",
-                (lease_id, lease_id),
-            )
-        )
-
-    def claimable(self, namespace: str, flt: Any, limit: int) -> list[Row]:
-        fsql, fp = filter_sql(flt)
-        return _rows(
-            self.con.execute(
-                f"SELECT {_ROW_COLS} FROM {_ITEM_JOIN} "
-                "WHERE i.namespace = %s AND i.queue_at IS NOT NULL "
-                f"AND (i.expires_at IS NULL OR i.expires_at > %s) AND {fsql} "
-                "ORDER BY i.queue_at, i.key LIMIT %s",
-                [namespace, self.now, *fp, limit],
-            )
-        )
-
-    def stale_claims(self, namespace: str, limit: int) -> list[str]:
-        cur = self.con.execute(
-            "SELECT DISTINCT l.id FROM items i JOIN leases l ON l.id = i.claim_lease "
-            "WHERE i.namespace = %s AND l.ended_revision IS NULL AND l.deadline <= %s LIMIT %s",
-            (namespace, self.now, limit),
-        )
-        return [r[0] for r in cur]
-
-
-class PostgresLog:
+class PostgresLog(PostgresLeases, PostgresListen, PostgresACL):
     """The scale-out state log in one PostgreSQL schema."""
 
     def __init__(
@@ -368,25 +174,7 @@ class PostgresLog:
             return self._guard(lambda: fn(self._writer()))
 
     def _migrate(self, fresh: bool) -> None:
-        def run(con: psycopg.Connection[Any]) -> None:
-            with con.transaction():
-                con.execute(
-                    "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_MIGRATE, self.schema)
-                )
-                if fresh:
-                    con.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
-                con.execute(f"CREATE SCHEMA IF NOT EXISTS {self.schema}")
-                con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-                r = con.execute("SELECT max(version) FROM schema_version").fetchone()
-                have = (r[0] if r else None) or 0
-                for number, script in enumerate(MIGRATIONS[have:], start=have + 1):
-                    for stmt in script.split(";"):
-                        if stmt.strip():
-                            con.execute(stmt)
-                    con.execute("DELETE FROM schema_version")
-                    con.execute("INSERT INTO schema_version VALUES (%s)", (number,))
-
-        self._write(run)
+        self._write(lambda con: migrate(con, self.schema, fresh))
 
     # -- writing -------------------------------------------------------------------
     def commit(self, author: str, plan: Plan) -> tuple[int, list[Row], Any]:
@@ -502,76 +290,6 @@ class PostgresLog:
             "INSERT INTO revisions VALUES (%s, %s, %s, %s)", (revision, author, now, len(rows))
         )
         return rows
-
-    @staticmethod
-    def _apply_leases(con: psycopg.Connection[Any], rows: list[Row]) -> None:
-        """Keep the ``leases`` table level with the lease entries of the log."""
-        for r in rows:
-            info = json.loads(r.info or "{}")
-            if info.get("event") == "grant":
-                con.execute(
-                    "INSERT INTO leases VALUES (%s, %s, %s, %s, %s, NULL)",
-                    (r.key, r.author, info["ttl"], info["deadline"], r.revision),
-                )
-            else:
-                con.execute(
-                    "UPDATE leases SET ended_revision = %s WHERE id = %s", (r.revision, r.key)
-                )
-
-    @staticmethod
-    def _deadlines(con: psycopg.Connection[Any], ids: set[str | None]) -> dict[str | None, float]:
-        """Leased items live until their lease's deadline: the items table's expiry."""
-        out: dict[str | None, float] = {}
-        for lease_id in ids:
-            r = con.execute(
-                "SELECT deadline, ended_revision FROM leases WHERE id = %s", (lease_id,)
-            ).fetchone()
-            out[lease_id] = 0.0 if r is None or r[1] is not None else float(r[0])
-        return out
-
-    # -- leases ----------------------------------------------------------------------
-    def proposal_rows(self) -> list[Row]:
-        return _rows(
-            self._read(
-                f"SELECT {_ROW_COLS} FROM changes c WHERE c.id IN (SELECT MAX(id) FROM changes "
-                "WHERE namespace = '' AND op IN ('propose', 'review') GROUP BY key) ORDER BY c.id"
-            )
-        )
-
-    def due_leases(self, now: float, limit: int) -> list[str]:
-        found = self._read(
-            "SELECT id FROM leases WHERE ended_revision IS NULL AND deadline <= %s "
-            "ORDER BY deadline LIMIT %s",
-            (now, limit),
-        )
-        return [r[0] for r in found]
-
-    def lease(self, lease_id: str) -> LeaseRecord | None:
-        found = self._read(f"SELECT {_LEASE_COLS} FROM leases WHERE id = %s", (lease_id,))
-        return LeaseRecord(*found[0]) if found else None
-
-    def lease_item_count(self, lease_id: str, now: float) -> int:
-        found = self._read(
-            f"SELECT COUNT(*) FROM items i WHERE i.lease = %s AND {_LIVE}", (lease_id, now)
-        )
-        return int(found[0][0])
-
-    def keepalive(self, lease_id: str, now: float) -> LeaseRecord | None:
-        def run(con: psycopg.Connection[Any]) -> LeaseRecord | None:
-            with con.transaction():
-                r = con.execute(
-                    "UPDATE leases SET deadline = %s + ttl WHERE id = %s "
-                    f"AND ended_revision IS NULL AND deadline > %s RETURNING {_LEASE_COLS}",
-                    (now, lease_id, now),
-                ).fetchone()
-                if r is not None:
-                    con.execute(
-                        "UPDATE items SET expires_at = %s WHERE lease = %s AND live",
-                        (r[3], lease_id),
-                    )
-            return LeaseRecord(*r) if r else None
-
-        return self._write(run)
 
     # -- reading -------------------------------------------------------------------
     def head(self) -> int:
@@ -837,127 +555,9 @@ class PostgresLog:
         self._local.head = head
         return changed
 
-    # -- wake-ups from other processes ----------------------------------------------
-    def listen(self, wake: Callable[[int | None], None]) -> bool:
-        """Call ``wake(revision)`` on every commit NOTIFY of this schema, from any process,
-        and ``wake(None)`` after every (re)connect of the listening connection, since
-        notifications sent while it was down are lost. A wake-up only: the caller reads
-        the log from its last revision. Returns True (this backend can listen).
-        """
-        if self._listener is None:
-            self._listener = threading.Thread(
-                target=self._listen_loop, args=(wake,), name="hivemem-listen", daemon=True
-            )
-            self._listener.start()
-        return True
-
-    @property
-    def listener_pid(self) -> int | None:
-        """The backend pid of the listening connection (to kill it in tests)."""
-        con = self._listen_con
-        return None if con is None or con.closed else con.info.backend_pid
-
-    def _listen_loop(self, wake: Callable[[int | None], None]) -> None:
-        delay = 0.05
-        while not self._closed:
-            try:
-                with psycopg.connect(self.url, **self._kwargs) as con:
-                    con.execute(f"LISTEN {self.channel}")
-                    self._listen_con = con
-                    self.listen_connects += 1
-                    delay = 0.05
-                    wake(None)  # whatever was committed while nobody listened
-                    while not self._closed:
-                        for note in con.notifies(timeout=0.5):
-                            revision, _, origin = note.payload.partition(" ")
-                            if origin != self._origin:  # our own commits are applied already
-                                wake(int(revision) if revision.isdigit() else None)
-            except (psycopg.Error, OSError):
-                self._listen_con = None
-                if self._closed:
-                    return
-                time.sleep(delay)
-                delay = min(2.0, delay * 2)
-            finally:
-                self._listen_con = None
-
     # -- principals, grants, keys ----------------------------------------------------
     def acl(self) -> PostgresLog:
         return self
-
-    def acl_grants(self) -> list[tuple[str, str, str]]:
-        found = self._read(
-            "SELECT principal, prefix, permission FROM grants ORDER BY principal, prefix"
-        )
-        return [(p, pre, perm) for p, pre, perm in found]
-
-    @staticmethod
-    def _add_principal(con: psycopg.Connection[Any], principal: str, now: float) -> None:
-        con.execute(
-            "INSERT INTO principals VALUES (%s, %s) ON CONFLICT (name) DO NOTHING",
-            (principal, now),
-        )
-
-    def acl_set_grant(self, principal: str, prefix: str, permission: str | None) -> None:
-        def run(con: psycopg.Connection[Any]) -> None:
-            with con.transaction():
-                self._add_principal(con, principal, time.time())
-                if permission is None:
-                    con.execute(
-                        "DELETE FROM grants WHERE principal = %s AND prefix = %s",
-                        (principal, prefix),
-                    )
-                else:
-                    con.execute(
-                        "INSERT INTO grants VALUES (%s, %s, %s) ON CONFLICT (principal, prefix) "
-                        "DO UPDATE SET permission = excluded.permission",
-                        (principal, prefix, permission),
-                    )
-
-        self._write(run)
-
-    def acl_principals(self) -> list[str]:
-        return [r[0] for r in self._read("SELECT name FROM principals ORDER BY name")]
-
-    def acl_add_principal(self, principal: str) -> None:
-        self._write(lambda con: self._add_principal(con, principal, time.time()))
-
-    def acl_add_key(self, key_id: str, principal: str, digest: str) -> float:
-        now = time.time()
-
-        def run(con: psycopg.Connection[Any]) -> None:
-            with con.transaction():
-                self._add_principal(con, principal, now)
-                con.execute(
-                    "INSERT INTO api_keys VALUES (%s, %s, %s, %s, NULL)",
-                    (key_id, principal, digest, now),
-                )
-
-        self._write(run)
-        return now
-
-    def acl_revoke_key(self, key_id: str) -> bool:
-        def run(con: psycopg.Connection[Any]) -> bool:
-            cur = con.execute(
-                "UPDATE api_keys SET revoked_at = %s WHERE id = %s AND revoked_at IS NULL",
-                (time.time(), key_id),
-            )
-            return cur.rowcount > 0
-
-        return self._write(run)
-
-    def acl_keys(self) -> list[tuple[str, str, str, float, float | None]]:
-        found = self._read(
-            "SELECT id, principal, hash, created_at, revoked_at FROM api_keys ORDER BY created_at"
-        )
-        return [tuple(r) for r in found]
-
-    def acl_key(self, key_id: str) -> tuple[str, str, str, float, float | None] | None:
-        found = self._read(
-            "SELECT id, principal, hash, created_at, revoked_at FROM api_keys WHERE id = %s",
-            (key_id,),
-        )
-        return tuple(found[0]) if found else None
 
     # -- lifecycle -----------------------------------------------------------------
     def close(self) -> None:
