@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -106,3 +107,16 @@ def fresh_dir(name: str) -> str:
     import tempfile
 
     return tempfile.mkdtemp(prefix=f"hivemem-bench-{name}-", dir=os.environ.get("TMPDIR"))
+
+
+def local_postgres_url() -> str | None:
+    """The PostgreSQL the tests and soaks use: ``HIVEMEM_TEST_POSTGRES``, else the local
+    server on 127.0.0.1:5432 (database ``test``) when it answers, else None."""
+    url = os.environ.get("HIVEMEM_TEST_POSTGRES")
+    if url:
+        return url
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
+            return "postgresql://postgres@127.0.0.1:5432/test"
+    except OSError:
+        return None

@@ -35,23 +35,12 @@ import httpx
 import numpy as np
 
 from bench import crash
-from bench.common import Progress, step
+from bench.common import Progress, local_postgres_url, step
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 Result = dict[str, Any]
 PARTS = ["crash", "cas", "index", "guess", "watch", "shared", "overload", "properties", "fuzz"]
-
-
-def _postgres_url() -> str | None:
-    url = os.environ.get("HIVEMEM_TEST_POSTGRES")
-    if url:
-        return url
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
-            return "postgresql://postgres@127.0.0.1:5432/test"
-    except OSError:
-        return None
 
 
 @contextlib.contextmanager
@@ -83,7 +72,7 @@ def _vec(rng: random.Random, dim: int = crash.DIM) -> list[float]:
 def crash_runs(kills: int) -> Result:
     out: Result = {}
     backends = [("sqlite", None)]
-    pg = _postgres_url()
+    pg = local_postgres_url()
     if pg is not None:
         backends.append(("postgres", pg))
     else:

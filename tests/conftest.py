@@ -6,29 +6,17 @@ PostgreSQL is used when ``HIVEMEM_TEST_POSTGRES`` (a URL) is set or a server ans
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
+from bench.common import local_postgres_url as _postgres_url
 from hivemem.memory import Memory
 from hivemem.memory.log.base import StateLog
 from tests.embedders import HashEmbedder
 
 BACKENDS = ["sqlite", "postgres"]
-
-
-def _postgres_url() -> str | None:
-    url = os.environ.get("HIVEMEM_TEST_POSTGRES")
-    if url:
-        return url
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=0.5):
-            return "postgresql://postgres@127.0.0.1:5432/test"
-    except OSError:
-        return None
 
 
 def make_log(backend: str, tmp_path) -> StateLog:  # type: ignore[no-untyped-def]
